@@ -1,0 +1,160 @@
+"""`corpus-audit audit`: wire the stages into one Beam pipeline and write audit.json."""
+import json
+import time
+import uuid
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
+
+from corpus_audit.schemas import SCHEMA_VERSION
+from corpus_audit.transforms import shard_pass
+from corpus_audit.transforms.clustering import NearDuplicateClusters
+from corpus_audit.transforms.shard_io import expand_inputs
+from corpus_audit.transforms.write_documents import WriteDocuments, write_dead_letters
+
+OUTPUT_PATTERNS = ("documents-*.parquet", "dead_letters-*.parquet", "audit.json")
+
+
+def merge_counts(dicts):
+    total = {}
+    for d in dicts:
+        for k, v in d.items():
+            total[k] = total.get(k, 0) + v
+    return total
+
+
+class MergeCounts(beam.CombineFn):
+    def create_accumulator(self):
+        return {}
+
+    def add_input(self, acc, d):
+        return merge_counts([acc, d])
+
+    def merge_accumulators(self, accs):
+        return merge_counts(accs)
+
+    def extract_output(self, acc):
+        return acc
+
+
+def make_runner(options):
+    """Beam's in-process FnApiRunner unless --runner names another: no Prism download."""
+    if options.view_as(StandardOptions).runner:
+        return None
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+    return FnApiRunner()
+
+
+def existing_outputs(output_dir):
+    found = []
+    for pattern in OUTPUT_PATTERNS:
+        found += [m.path for r in FileSystems.match([FileSystems.join(output_dir, pattern)])
+                  for m in r.metadata_list]
+    return found
+
+
+def build_pipeline(p, shards, output_dir, staging_dir, settings):
+    """The audit graph. `shards` is the sorted list of input paths."""
+    cfg = settings.minhash
+    n = len(shards)
+    stage = (p
+             | "ListShards" >> beam.Create(list(enumerate(shards)))
+             # Without a reshuffle the runner fuses Create with the read and one worker reads all.
+             | "SpreadShards" >> beam.Reshuffle()
+             | "ReadAndStageShards" >> beam.ParDo(shard_pass.AuditShard(
+                 staging_dir, cfg, settings.partitions, settings.max_doc_bytes, n,
+                 fmt=settings.format, progress=settings.progress,
+             )).with_outputs(*shard_pass.OUTPUTS, main=shard_pass.BANDS))
+
+    clusters = ((stage[shard_pass.BANDS], stage[shard_pass.EXACT], stage[shard_pass.ATTRS])
+                | "NearDuplicateClusters" >> NearDuplicateClusters(
+                    settings.partitions, settings.cc_rounds, cfg.max_bucket_size))
+
+    written = ({"staged": stage[shard_pass.STAGED], "annotations": clusters["annotations"]}
+               | "JoinAnnotationsByShard" >> beam.CoGroupByKey()
+               | "WriteDocuments" >> beam.ParDo(WriteDocuments(output_dir, staging_dir, n)))
+
+    dead = (stage[shard_pass.DEAD]
+            | "CollectDeadLetters" >> beam.combiners.ToList()
+            | "WriteDeadLetters" >> beam.Map(
+                lambda rows: {"dead_letters_written": write_dead_letters(rows, output_dir, staging_dir)}))
+
+    counts_path = FileSystems.join(staging_dir, "counts.json")
+    ((stage[shard_pass.COUNTS], clusters["counts"], written, dead)
+     | "AllCounts" >> beam.Flatten()
+     | "SumCounts" >> beam.CombineGlobally(MergeCounts())
+     | "WriteCounts" >> beam.Map(lambda c: _write_text(counts_path, json.dumps(c, sort_keys=True))))
+    return counts_path
+
+
+def _write_text(path, text):
+    with FileSystems.create(path) as f:
+        f.write(text.encode("utf-8"))
+
+
+def _read_text(path):
+    with FileSystems.open(path) as f:
+        return f.read().decode("utf-8")
+
+
+def summarise(counts, shards, settings, seconds):
+    """audit.json: what was read, written, dropped and clustered, and the invariant."""
+    dead_by_reason = {k.split(".", 1)[1]: v for k, v in sorted(counts.items())
+                      if k.startswith("dead_letter.")}
+    skipped = {k[len("skipped_"):]: v for k, v in sorted(counts.items()) if k.startswith("skipped_")}
+    docs = counts.get("documents_written", 0)
+    dead = counts.get("dead_letters_written", 0)
+    read = counts.get("records_read", 0)
+    summary = {
+        "schema_version": SCHEMA_VERSION,
+        "inputs": list(settings.inputs),
+        "shards": len(shards),
+        "records_read": read,
+        "documents_written": docs,
+        "dead_letters": dead,
+        "dead_letters_by_reason": dead_by_reason,
+        "records_skipped_by_kind": skipped,
+        "duplicates": counts.get("duplicates", 0),
+        "clusters": counts.get("clusters_multi", 0),
+        "exact_dup_documents": counts.get("exact_dup_documents", 0),
+        "too_short_documents": counts.get("too_short", 0),
+        "hot_buckets": counts.get("lsh_hot_buckets", 0),
+        "hot_bucket_members_unlinked": counts.get("lsh_hot_bucket_members_unlinked", 0),
+        "minhash": settings.minhash.to_dict(),
+        "cc_rounds": settings.cc_rounds,
+        "seconds": round(seconds, 3),
+        "documents_per_second": round(read / seconds, 1) if seconds > 0 else None,
+    }
+    if read != docs + dead:
+        raise RuntimeError(f"records read ({read}) != documents written ({docs}) + dead letters ({dead})")
+    return summary
+
+
+def run_audit(settings, beam_args):
+    """Run the audit; returns the audit.json dict. Raises FileNotFoundError for empty globs."""
+    start = time.monotonic()
+    shards = expand_inputs(settings.inputs)
+    output_dir = settings.output.rstrip("/")
+    stale = existing_outputs(output_dir)
+    if stale:
+        if not settings.overwrite:
+            raise FileExistsError(f"{output_dir} already holds an audit ({len(stale)} files); "
+                                  "pass --overwrite or choose another --output")
+        FileSystems.delete(stale)
+    staging_dir = FileSystems.join(output_dir, f"_staging-{uuid.uuid4().hex[:12]}")
+    FileSystems.mkdirs(staging_dir) if not FileSystems.exists(staging_dir) else None
+
+    options = PipelineOptions(beam_args)
+    if settings.setup_file:
+        options.view_as(SetupOptions).setup_file = settings.setup_file
+    try:
+        with beam.Pipeline(runner=make_runner(options), options=options) as p:
+            counts_path = build_pipeline(p, shards, output_dir, staging_dir, settings)
+        counts = json.loads(_read_text(counts_path))
+        summary = summarise(counts, shards, settings, time.monotonic() - start)
+        _write_text(FileSystems.join(output_dir, "audit.json"), json.dumps(summary, indent=2) + "\n")
+    finally:
+        FileSystems.delete([staging_dir]) if FileSystems.exists(staging_dir) else None
+    return summary

@@ -1,0 +1,80 @@
+"""Versioned Parquet schemas for `documents-*.parquet` and `dead_letters-*.parquet`.
+
+Columns come in groups, one per stage that fills them. A later stage (known-output
+similarity, detectors, ensemble) adds its own group and bumps SCHEMA_VERSION; readers
+check the version stored in the file metadata instead of guessing from column names.
+"""
+import pyarrow as pa
+
+SCHEMA_VERSION = "1"
+
+_TS = pa.timestamp("ms", tz="UTC")
+
+# (name, type, nullable, description)
+SOURCE_COLUMNS = [
+    ("doc_id", pa.string(), False,
+     "Stable id: the input's `id` if given, else the WARC-Record-ID, else `<shard name>#<position>`."),
+    ("url", pa.string(), True, "Target URI of the capture (WARC/WET) or the input's `url` field."),
+    ("domain", pa.string(), True, "Lower-cased host of `url` without a leading `www.`."),
+    ("crawl_date", _TS, True, "WARC-Date of the capture or the input's `crawl_date` (UTC)."),
+    ("source_shard", pa.string(), False, "Path of the shard the document was read from."),
+    ("source_format", pa.string(), False, "warc | wet | jsonl | parquet."),
+    ("record_position", pa.int64(), False,
+     "Byte offset of the WARC record, or 0-based line (JSONL) / row (Parquet) number."),
+    ("content_type", pa.string(), True, "HTTP Content-Type of a WARC response (without parameters)."),
+    ("html_generator", pa.string(), True, "Content of the page's <meta name=\"generator\">, if any."),
+    ("text", pa.string(), False, "Extracted main text (HTML boilerplate removed for WARC responses)."),
+    ("text_hash", pa.string(), False,
+     "xxh3-128 (hex) of the normalised text (lower-cased, whitespace collapsed): equal texts, equal hash."),
+    ("n_chars", pa.int32(), False, "Characters in `text`."),
+    ("n_words", pa.int32(), False, "Word tokens in `text` (Unicode \\w+ runs)."),
+    ("metadata", pa.string(), True, "Other input fields as a JSON object (JSONL/Parquet), or WARC headers kept."),
+]
+
+DEDUP_COLUMNS = [
+    ("cluster_id", pa.string(), False,
+     "doc_id of the cluster's representative; a document alone in its cluster is its own cluster."),
+    ("cluster_size", pa.int32(), False, "Documents in the near-duplicate cluster (1 = unique)."),
+    ("is_representative", pa.bool_(), False,
+     "Exactly one per cluster: the most words, ties broken by the smallest doc_id."),
+    ("exact_dup", pa.bool_(), False, "Another document in the audit has the same `text_hash`."),
+    ("too_short", pa.bool_(), False,
+     "Too few word shingles for MinHash: clustered by exact text only."),
+]
+
+DEAD_LETTER_COLUMNS = [
+    ("source_shard", pa.string(), False, "Path of the shard."),
+    ("source_format", pa.string(), False, "Format the shard was read as."),
+    ("record_position", pa.int64(), False,
+     "Byte offset (WARC), line (JSONL) or row (Parquet); -1 when the whole shard failed."),
+    ("record_id", pa.string(), True, "WARC-Record-ID or input id, when known."),
+    ("reason", pa.string(), False, "Short machine-readable reason, e.g. malformed_json, truncated_shard."),
+    ("detail", pa.string(), False, "Human-readable explanation."),
+    ("snippet", pa.string(), True, "Up to 200 characters of the offending input, for inspection."),
+]
+
+
+def _schema(columns, kind):
+    fields = [
+        pa.field(name, typ, nullable=nullable, metadata={"description": desc})
+        for name, typ, nullable, desc in columns
+    ]
+    return pa.schema(fields, metadata={
+        "corpus_audit.schema_version": SCHEMA_VERSION,
+        "corpus_audit.kind": kind,
+    })
+
+
+STAGED_SCHEMA = _schema(SOURCE_COLUMNS + [c for c in DEDUP_COLUMNS if c[0] == "too_short"],
+                        "staged_documents")
+DOCUMENT_SCHEMA = _schema(SOURCE_COLUMNS + DEDUP_COLUMNS, "documents")
+DEAD_LETTER_SCHEMA = _schema(DEAD_LETTER_COLUMNS, "dead_letters")
+
+
+def describe(schema=DOCUMENT_SCHEMA):
+    """Markdown table of a schema's columns, used by the README and `corpus-audit schema`."""
+    lines = ["| column | type | description |", "|---|---|---|"]
+    for field in schema:
+        desc = field.metadata[b"description"].decode()
+        lines.append(f"| `{field.name}` | {field.type}{'' if field.nullable else ', required'} | {desc} |")
+    return "\n".join(lines)

@@ -1,0 +1,177 @@
+"""Beam wiring of near-duplicate clustering; the work itself is in `graph.py`.
+
+Every element is a numpy batch for one hash partition, so the shuffles move band keys,
+node ids and doc ids (never text) and Beam's per-element cost is paid per batch, not per
+document or per band. Partitions are keyed by a mixed hash of the band key (LSH) or of the
+node id (component rounds), so no worker holds all buckets or all edges.
+"""
+import apache_beam as beam
+import numpy as np
+
+from corpus_audit.transforms import graph
+
+ANNOTATION_CLUSTER = "cluster"
+ANNOTATION_EXACT = "exact"
+
+
+def _concat(batches, width):
+    if not batches:
+        return tuple(np.empty(0, dtype=np.uint64) for _ in range(width))
+    return tuple(np.concatenate([b[i] for b in batches]) for i in range(width))
+
+
+class _BucketsToEdges(beam.DoFn):
+    """Per band-key partition: star edges of shared buckets (and exact-copy members)."""
+
+    def __init__(self, max_bucket_size, exact):
+        self.max_bucket_size = max_bucket_size
+        self.exact = exact
+
+    def process(self, element):
+        _, batches = element
+        keys, nodes = _concat(list(batches), 2)
+        src, dst, stats = graph.bucket_edges(keys, nodes, None if self.exact else self.max_bucket_size)
+        if len(src):
+            yield (src, dst)
+        prefix = "exact_" if self.exact else "lsh_"
+        yield beam.pvalue.TaggedOutput("counts", {prefix + k: v for k, v in stats.items()})
+        if self.exact and len(src):
+            members = np.unique(np.concatenate([src, dst]))
+            for shard, rows in _by_shard(members):
+                yield beam.pvalue.TaggedOutput("annotations", (shard, (ANNOTATION_EXACT, rows)))
+
+
+def _by_shard(nodes, *columns):
+    """Split node-indexed columns by shard (node >> 32) into (shard, (rows, *columns))."""
+    shards = (nodes >> np.uint64(32)).astype(np.int64)
+    rows = (nodes & np.uint64(0xFFFFFFFF)).astype(np.int64)
+    order = np.argsort(shards, kind="stable")
+    cuts = np.flatnonzero(np.diff(shards[order])) + 1
+    for idx in np.split(order, cuts):
+        yield int(shards[idx[0]]), (rows[idx],) + tuple(c[idx] for c in columns)
+
+
+class _Step(beam.DoFn):
+    """One large-star or small-star step for a node partition."""
+
+    def __init__(self, kind, num_partitions):
+        self.kind = kind
+        self.num_partitions = num_partitions
+
+    def process(self, element):
+        _, batches = element
+        u, v = _concat(list(batches), 2)
+        if self.kind == "large":
+            child, parent = graph.large_star(u, v)
+            # small-star groups by the larger endpoint, which is `child`.
+            yield from graph.split_by_partition(self.num_partitions, child, child, parent)
+        else:
+            child, parent = graph.small_star(u, v)
+            a, b = graph.both_directions(child, parent)
+            yield from graph.split_by_partition(self.num_partitions, a, a, b)
+
+
+class _ResolveRoots(beam.DoFn):
+    """Per node partition: prove the edges are stars, then give each member its root and
+    attributes, keyed by the root's partition."""
+
+    def __init__(self, num_partitions, rounds):
+        self.num_partitions = num_partitions
+        self.rounds = rounds
+
+    def process(self, element):
+        _, items = element
+        edges = [x[1:] for x in items if x[0] == "edge"]
+        attrs = [x[1:] for x in items if x[0] == "attr"]
+        child, parent = _concat(edges, 2)
+        problems = graph.check_stars(child, parent)
+        if any(problems.values()):
+            raise RuntimeError(
+                f"near-duplicate components did not converge in {self.rounds} rounds "
+                f"({problems}); rerun with a larger --cc-rounds")
+        if not attrs:
+            return
+        a_nodes = np.concatenate([a[0] for a in attrs])
+        a_words = np.concatenate([a[1] for a in attrs])
+        a_ids = np.concatenate([a[2] for a in attrs])
+        order = np.argsort(a_nodes)
+        a_nodes, a_words, a_ids = a_nodes[order], a_words[order], a_ids[order]
+        # Members: every child (root = its parent) and every root (root = itself).
+        is_marker = child == parent
+        nodes = np.concatenate([child[~is_marker], np.unique(parent[is_marker])])
+        roots = np.concatenate([parent[~is_marker], np.unique(parent[is_marker])])
+        if len(nodes) == 0:
+            return
+        pos = np.searchsorted(a_nodes, nodes)
+        if np.any(pos >= len(a_nodes)) or np.any(a_nodes[np.minimum(pos, len(a_nodes) - 1)] != nodes):
+            raise RuntimeError("a clustered node has no document attributes")
+        yield from graph.split_by_partition(
+            self.num_partitions, roots, roots, nodes, a_words[pos], a_ids[pos])
+
+
+def _mark_roots(batch, num_partitions):
+    child, parent = batch
+    for p, (c, par) in graph.split_by_partition(num_partitions, child, child, parent):
+        yield p, ("edge", c, par)
+    roots = np.unique(parent)
+    for p, (r,) in graph.split_by_partition(num_partitions, roots, roots):
+        yield p, ("edge", r, r)
+
+
+def _representatives(element):
+    _, batches = element
+    roots, nodes, words, ids = (np.concatenate([b[i] for b in batches]) for i in range(4))
+    node, cluster_id, size, is_rep = graph.choose_representatives(roots, nodes, words, ids)
+    for shard, cols in _by_shard(node, cluster_id, size, is_rep):
+        yield shard, (ANNOTATION_CLUSTER,) + cols
+
+
+class NearDuplicateClusters(beam.PTransform):
+    """(band batches, exact-key batches, attribute batches) → per-shard annotations.
+
+    Inputs are PCollections of (partition, arrays) from the shard pass. Output is a dict with
+    `annotations`: (shard index, (kind, rows, ...)) and `counts`: dicts of statistics.
+    """
+
+    def __init__(self, num_partitions, rounds, max_bucket_size):
+        super().__init__()
+        self.num_partitions = num_partitions
+        self.rounds = rounds
+        self.max_bucket_size = max_bucket_size
+
+    def expand(self, inputs):
+        bands, exact, attrs = inputs
+        P = self.num_partitions
+        lsh = (bands
+               | "GroupBandKeys" >> beam.GroupByKey()
+               | "BandBucketsToEdges" >> beam.ParDo(
+                   _BucketsToEdges(self.max_bucket_size, exact=False)).with_outputs("counts", main="edges"))
+        ex = (exact
+              | "GroupExactKeys" >> beam.GroupByKey()
+              | "ExactBucketsToEdges" >> beam.ParDo(
+                  _BucketsToEdges(None, exact=True)).with_outputs("counts", "annotations", main="edges"))
+        edges = (lsh.edges, ex.edges) | "AllEdges" >> beam.Flatten()
+
+        # Large-star wants both directions of every edge, keyed by node.
+        step = edges | "Undirected" >> beam.FlatMap(
+            lambda e: graph.split_by_partition(P, graph.both_directions(*e)[0], *graph.both_directions(*e)))
+        for r in range(self.rounds):
+            step = (step
+                    | f"GroupLarge{r}" >> beam.GroupByKey()
+                    | f"LargeStar{r}" >> beam.ParDo(_Step("large", P))
+                    | f"GroupSmall{r}" >> beam.GroupByKey()
+                    | f"SmallStar{r}" >> beam.ParDo(_Step("small", P)))
+        # The last small-star emitted both directions; keep child > parent for the check.
+        stars = step | "StarEdges" >> beam.Map(
+            lambda e: (e[1][0][e[1][0] > e[1][1]], e[1][1][e[1][0] > e[1][1]]))
+        marked = stars | "MarkRoots" >> beam.FlatMap(_mark_roots, P)
+        attr_items = attrs | "TagAttrs" >> beam.Map(lambda kv: (kv[0], ("attr",) + tuple(kv[1])))
+        members = ((marked, attr_items)
+                   | "EdgesAndAttrs" >> beam.Flatten()
+                   | "GroupByNode" >> beam.GroupByKey()
+                   | "ResolveRoots" >> beam.ParDo(_ResolveRoots(P, self.rounds))
+                   | "GroupByRoot" >> beam.GroupByKey()
+                   | "ChooseRepresentatives" >> beam.FlatMap(_representatives))
+        annotations = (members, ex.annotations) | "AllAnnotations" >> beam.Flatten()
+        counts = (lsh.counts, ex.counts) | "ClusterCounts" >> beam.Flatten()
+        return {"annotations": annotations, "counts": counts}

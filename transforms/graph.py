@@ -1,0 +1,167 @@
+"""Pure numpy cores of near-duplicate clustering: LSH buckets → star edges → components.
+
+Node ids are uint64 (`shard_index << 32 | document_index`). Every function works on the part
+of the data one partition holds, so the Beam wrappers in `clustering.py` can run them per
+partition without any worker seeing all edges.
+
+Connected components follow Kiveris et al., "Connected Components in MapReduce and Beyond"
+(SoCC 2014): alternating large-star and small-star rounds turn every component into a star
+around its smallest node. The rounds are unrolled in the pipeline (Beam has no loops) and
+`check_stars` proves convergence, so a graph that needed more rounds fails loudly instead of
+yielding split clusters.
+"""
+import numpy as np
+
+_EMPTY = np.empty(0, dtype=np.uint64)
+
+
+def partition_of(values, num_partitions):
+    """Partition index of uint64 ids or keys; ids are mixed first so shards spread evenly."""
+    from corpus_audit.transforms.minhash import mix64
+
+    return (mix64(np.asarray(values, dtype=np.uint64)) % np.uint64(num_partitions)).astype(np.int64)
+
+
+def split_by_partition(num_partitions, by, *arrays):
+    """Yield (partition, tuple of arrays) for every partition that has rows, `by` deciding."""
+    if len(by) == 0:
+        return
+    parts = partition_of(by, num_partitions)
+    order = np.argsort(parts, kind="stable")
+    sorted_parts = parts[order]
+    cuts = np.flatnonzero(np.diff(sorted_parts)) + 1
+    for idx, first in zip(np.split(order, cuts), np.r_[0, cuts]):
+        yield int(sorted_parts[first]), tuple(a[idx] for a in arrays)
+
+
+def unique_edges(src, dst):
+    """Distinct (src, dst) pairs without self-loops, sorted."""
+    keep = src != dst
+    src, dst = src[keep], dst[keep]
+    if len(src) == 0:
+        return _EMPTY, _EMPTY
+    pairs = np.unique(np.stack([src, dst], axis=1), axis=0)
+    return pairs[:, 0].copy(), pairs[:, 1].copy()
+
+
+def bucket_edges(keys, nodes, max_bucket_size=None):
+    """Star edges (member, smallest member) of every bucket with two or more nodes.
+
+    Returns (src, dst, stats). A bucket larger than `max_bucket_size` (boilerplate, empty
+    templates) links only its `max_bucket_size` smallest nodes; the rest are counted, not
+    linked, so one hot key cannot glue thousands of pages together.
+    """
+    stats = {"buckets_shared": 0, "hot_buckets": 0, "hot_bucket_members_unlinked": 0}
+    if len(keys) == 0:
+        return _EMPTY, _EMPTY, stats
+    order = np.lexsort((nodes, keys))
+    keys, nodes = keys[order], nodes[order]
+    # Drop repeats of the same node in a bucket (a document whose bands coincide).
+    keep = np.ones(len(keys), dtype=bool)
+    keep[1:] = (keys[1:] != keys[:-1]) | (nodes[1:] != nodes[:-1])
+    keys, nodes = keys[keep], nodes[keep]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    sizes = np.diff(np.r_[starts, len(keys)])
+    group = np.repeat(np.arange(len(starts)), sizes)
+    rank = np.arange(len(keys)) - starts[group]
+    shared = sizes[group] >= 2
+    stats["buckets_shared"] = int((sizes >= 2).sum())
+    if max_bucket_size:
+        hot = sizes > max_bucket_size
+        stats["hot_buckets"] = int(hot.sum())
+        stats["hot_bucket_members_unlinked"] = int((sizes[hot] - max_bucket_size).sum())
+        shared &= rank < max_bucket_size
+    is_edge = shared & (rank > 0)
+    return nodes[is_edge], nodes[starts[group]][is_edge], stats
+
+
+def large_star(u, v):
+    """One large-star step over the adjacency of the nodes `u` (both directions present).
+
+    Each node connects its larger neighbours to the smallest node of its neighbourhood.
+    Returns directed edges (larger, smaller).
+    """
+    if len(u) == 0:
+        return _EMPTY, _EMPTY
+    order = np.lexsort((v, u))
+    u, v = u[order], v[order]
+    starts = np.flatnonzero(np.r_[True, u[1:] != u[:-1]])
+    m = np.minimum(np.minimum.reduceat(v, starts), u[starts])
+    m_of = np.repeat(m, np.diff(np.r_[starts, len(u)]))
+    larger = v > u
+    return unique_edges(v[larger], m_of[larger])
+
+
+def small_star(u, v):
+    """One small-star step; input edges (u, v) with v < u, grouped by u.
+
+    Each node connects itself and its smaller neighbours to the smallest of them.
+    Returns directed edges (larger, smaller).
+    """
+    if len(u) == 0:
+        return _EMPTY, _EMPTY
+    order = np.lexsort((v, u))
+    u, v = u[order], v[order]
+    starts = np.flatnonzero(np.r_[True, u[1:] != u[:-1]])
+    m = np.minimum.reduceat(v, starts)
+    m_of = np.repeat(m, np.diff(np.r_[starts, len(u)]))
+    src = np.concatenate([v, u[starts]])
+    dst = np.concatenate([m_of, m])
+    return unique_edges(src, dst)
+
+
+def both_directions(src, dst):
+    return np.concatenate([src, dst]), np.concatenate([dst, src])
+
+
+def check_stars(child, parent):
+    """Problems that show a partition's edges are not yet stars around component minima.
+
+    Inputs are every edge whose child lies in this partition plus, as `parent` entries with
+    child == parent, the roots referenced from elsewhere. A node that is both a child and a
+    parent, or a child with two parents, means more rounds were needed.
+    """
+    is_marker = child == parent
+    c, p = child[~is_marker], parent[~is_marker]
+    multi = 0
+    if len(c):
+        cu, counts = np.unique(c, return_counts=True)
+        multi = int((counts > 1).sum())
+    chained = int(np.isin(child[is_marker], c).sum())
+    return {"children_with_two_parents": multi, "parents_that_are_children": chained}
+
+
+def components_reference(src, dst, max_rounds=64):
+    """Single-process run of the same rounds, for tests: (child, root, rounds used)."""
+    child, parent = unique_edges(np.maximum(src, dst), np.minimum(src, dst))
+    for rounds in range(1, max_rounds + 1):
+        a, b = large_star(*both_directions(child, parent))
+        nc, np_ = small_star(a, b)
+        if np.array_equal(nc, child) and np.array_equal(np_, parent):
+            return child, parent, rounds
+        child, parent = nc, np_
+    raise RuntimeError("components_reference did not converge")
+
+
+def choose_representatives(root, node, n_words, doc_id):
+    """Per cluster (same root): size, and the representative with the most words.
+
+    Ties go to the smallest doc_id, so the choice never depends on processing order.
+    Returns (cluster_id per row, size per row, is_representative per row), rows sorted by
+    (root, node).
+    """
+    order = np.lexsort((node, root))
+    root, node, n_words, doc_id = root[order], node[order], n_words[order], doc_id[order]
+    starts = np.flatnonzero(np.r_[True, root[1:] != root[:-1]])
+    sizes = np.diff(np.r_[starts, len(root)])
+    rep_index = np.empty(len(starts), dtype=np.int64)
+    for g, (s, n) in enumerate(zip(starts, sizes)):
+        best = s
+        for i in range(s + 1, s + n):
+            if n_words[i] > n_words[best] or (n_words[i] == n_words[best] and doc_id[i] < doc_id[best]):
+                best = i
+        rep_index[g] = best
+    group = np.repeat(np.arange(len(starts)), sizes)
+    is_rep = np.zeros(len(root), dtype=bool)
+    is_rep[rep_index] = True
+    return node, doc_id[rep_index][group], sizes[group].astype(np.int32), is_rep

@@ -1,0 +1,120 @@
+"""Seeded, vectorised MinHash signatures and LSH band keys.
+
+Words are hashed once each (xxh3); shingle hashes are combined from word hashes with numpy,
+and all permutations of a batch of documents are applied as one uint64 matrix operation
+(multiply-shift hashing, Dietzfelbinger et al.), so no Python loop runs per shingle per
+permutation.
+"""
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import xxhash
+
+from corpus_audit.transforms.records import WORD_RE
+
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_CHUNK_ELEMENTS = 1 << 21  # shingles × permutations held at once (16 MiB of uint64)
+
+
+@dataclass(frozen=True)
+class MinHashConfig:
+    """Defaults chosen on the benchmark corpus (benchmarks/dedup_bench.py): 5-word shingles,
+    20 bands × 5 rows = 100 permutations, S-curve midpoint (1/20)^(1/5) ≈ 0.55, which finds
+    edited re-posts at Jaccard 0.6-0.9 while pages sharing only a boilerplate block
+    (Jaccard < 0.3) collide with probability < 5 % per pair."""
+
+    shingle_size: int = 5
+    num_bands: int = 20
+    rows_per_band: int = 5
+    seed: int = 42
+    min_shingles: int = 5
+    max_bucket_size: int = 5000
+
+    @property
+    def num_perm(self):
+        return self.num_bands * self.rows_per_band
+
+    @property
+    def threshold(self):
+        """Jaccard similarity at which two documents share a band with probability ≈ 1/2."""
+        return (1.0 / self.num_bands) ** (1.0 / self.rows_per_band)
+
+    def to_dict(self):
+        return {**asdict(self), "num_perm": self.num_perm, "threshold": round(self.threshold, 4)}
+
+
+def mix64(x):
+    """splitmix64 finaliser on a uint64 array: spreads combined hashes over all bits."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * _M1
+    x = x ^ (x >> np.uint64(27))
+    x = x * _M2
+    return x ^ (x >> np.uint64(31))
+
+
+class MinHasher:
+    def __init__(self, config=MinHashConfig()):
+        self.config = config
+        rng = np.random.Generator(np.random.PCG64(config.seed))
+        # Odd multipliers make x -> a*x+b a bijection mod 2^64; the top 32 bits are the hash.
+        self._a = rng.integers(0, 2**64, size=config.num_perm, dtype=np.uint64) | np.uint64(1)
+        self._b = rng.integers(0, 2**64, size=config.num_perm, dtype=np.uint64)
+        self._shingle_mult = rng.integers(0, 2**64, size=config.shingle_size, dtype=np.uint64) | np.uint64(1)
+        self._band_mult = rng.integers(0, 2**64, size=config.rows_per_band, dtype=np.uint64) | np.uint64(1)
+        self._band_salt = rng.integers(0, 2**64, size=config.num_bands, dtype=np.uint64)
+
+    def shingles(self, text):
+        """Distinct word-shingle hashes of a text (uint64, sorted)."""
+        words = WORD_RE.findall(text.lower())
+        n = self.config.shingle_size
+        if len(words) < n:
+            return np.empty(0, dtype=np.uint64)
+        seed = self.config.seed
+        wh = np.fromiter((xxhash.xxh3_64_intdigest(w.encode("utf-8", "surrogatepass"), seed) for w in words), dtype=np.uint64,
+                         count=len(words))
+        m = len(words) - n + 1
+        acc = wh[:m] * self._shingle_mult[0]
+        for k in range(1, n):
+            acc = acc + wh[k:k + m] * self._shingle_mult[k]
+        return np.unique(mix64(acc))
+
+    def signatures(self, shingle_sets):
+        """(len(shingle_sets), num_perm) uint32 MinHash matrix; every set must be non-empty."""
+        P = self.config.num_perm
+        out = np.empty((len(shingle_sets), P), dtype=np.uint32)
+        i = 0
+        while i < len(shingle_sets):
+            # Take documents until the chunk holds about _CHUNK_ELEMENTS hashed values.
+            j, total = i, 0
+            while j < len(shingle_sets) and (j == i or total + len(shingle_sets[j]) * P <= _CHUNK_ELEMENTS):
+                total += len(shingle_sets[j]) * P
+                j += 1
+            chunk = shingle_sets[i:j]
+            flat = np.concatenate(chunk)
+            starts = np.zeros(len(chunk), dtype=np.int64)
+            np.cumsum([len(s) for s in chunk[:-1]], out=starts[1:])
+            hashed = (flat[:, None] * self._a[None, :] + self._b[None, :]) >> np.uint64(32)
+            out[i:j] = np.minimum.reduceat(hashed, starts, axis=0)
+            i = j
+        return out
+
+    def band_keys(self, signatures):
+        """(n, num_bands) uint64 keys; equal key = equal band, salted per band index."""
+        n = signatures.shape[0]
+        bands = signatures.reshape(n, self.config.num_bands, self.config.rows_per_band).astype(np.uint64)
+        combined = (bands * self._band_mult[None, None, :]).sum(axis=2, dtype=np.uint64)
+        return mix64(combined ^ self._band_salt[None, :])
+
+
+def exact_key(text_hash_hex):
+    """64-bit bucket key for exact-text matching, from the document's text_hash."""
+    return int(text_hash_hex[:16], 16)
+
+
+def jaccard(a, b):
+    """Exact Jaccard of two shingle-hash arrays (for tests and verification)."""
+    if len(a) == 0 and len(b) == 0:
+        return 1.0
+    inter = len(np.intersect1d(a, b, assume_unique=True))
+    return inter / (len(a) + len(b) - inter)

@@ -1,0 +1,131 @@
+"""The one pass over the text: read a shard, stage its documents, emit compact signatures.
+
+Text is read and extracted once per shard, written to a staged Parquet file on the output
+filesystem, and only fixed-size data (band keys, node ids, doc ids, counts) leaves the DoFn.
+The last pass (`write_documents.py`) adds the shuffle-derived columns to each staged file,
+so document bodies never cross a shuffle.
+"""
+import sys
+import time
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from corpus_audit.schemas import STAGED_SCHEMA
+from corpus_audit.transforms import graph
+from corpus_audit.transforms.minhash import MinHasher, exact_key
+from corpus_audit.transforms.readers import read_shard
+from corpus_audit.transforms.records import is_dead_letter
+
+DEAD = "dead_letters"
+BANDS = "bands"
+EXACT = "exact"
+ATTRS = "attrs"
+STAGED = "staged"
+COUNTS = "counts"
+OUTPUTS = (DEAD, EXACT, ATTRS, STAGED, COUNTS)
+
+BATCH_DOCS = 1000
+PARQUET_COMPRESSION = "zstd"
+
+
+def staged_path(staging_dir, shard_index):
+    return FileSystems.join(staging_dir, f"staged-{shard_index:06d}.parquet")
+
+
+class Progress:
+    """Throttled progress lines on stderr (one per worker process)."""
+
+    def __init__(self, total_shards, every_seconds=5.0):
+        self.total = total_shards
+        self.every = every_seconds
+        self.start = self.last = time.monotonic()
+        self.shards = self.docs = 0
+
+    def update(self, docs=0, shards=0, force=False):
+        self.docs += docs
+        self.shards += shards
+        now = time.monotonic()
+        if force or now - self.last >= self.every:
+            self.last = now
+            rate = self.docs / max(now - self.start, 1e-9)
+            print(f"[corpus-audit] shards {self.shards}/{self.total} done in this worker, "
+                  f"{self.docs:,} documents, {rate:,.0f} docs/s", file=sys.stderr, flush=True)
+
+
+class AuditShard(beam.DoFn):
+    def __init__(self, staging_dir, minhash_config, num_partitions, max_doc_bytes,
+                 total_shards, fmt=None, progress=True):
+        self.staging_dir = staging_dir
+        self.config = minhash_config
+        self.num_partitions = num_partitions
+        self.max_doc_bytes = max_doc_bytes
+        self.total_shards = total_shards
+        self.fmt = fmt
+        self.show_progress = progress
+
+    def setup(self):
+        self.hasher = MinHasher(self.config)
+        self.progress = Progress(self.total_shards) if self.show_progress else None
+
+    def process(self, element):
+        shard_index, path = element
+        counts = {"shards": 1}
+        out_path = staged_path(self.staging_dir, shard_index)
+        sink = FileSystems.create(out_path)
+        writer = pq.ParquetWriter(sink, STAGED_SCHEMA, compression=PARQUET_COMPRESSION)
+        batch, n_docs = [], 0
+        try:
+            for row in read_shard(path, self.fmt, counts, self.max_doc_bytes):
+                counts["records_read"] = counts.get("records_read", 0) + 1
+                if is_dead_letter(row):
+                    key = "dead_letter." + row["reason"]
+                    counts[key] = counts.get(key, 0) + 1
+                    yield beam.pvalue.TaggedOutput(DEAD, row)
+                    continue
+                batch.append(row)
+                if len(batch) >= BATCH_DOCS:
+                    yield from self._flush(batch, shard_index, n_docs, writer, counts)
+                    n_docs += len(batch)
+                    batch = []
+            if batch:
+                yield from self._flush(batch, shard_index, n_docs, writer, counts)
+                n_docs += len(batch)
+        finally:
+            writer.close()
+            sink.close()
+        counts["documents"] = n_docs
+        if self.progress:
+            self.progress.update(shards=1)
+        yield beam.pvalue.TaggedOutput(STAGED, (shard_index, out_path))
+        yield beam.pvalue.TaggedOutput(COUNTS, counts)
+
+    def _flush(self, batch, shard_index, first_row, writer, counts):
+        shingles = [self.hasher.shingles(row["text"]) for row in batch]
+        too_short = np.array([len(s) < self.config.min_shingles for s in shingles])
+        for row, short in zip(batch, too_short):
+            row["too_short"] = bool(short)
+        writer.write_table(pa.Table.from_pylist(batch, schema=STAGED_SCHEMA))
+        counts["too_short"] = counts.get("too_short", 0) + int(too_short.sum())
+
+        nodes = (np.uint64(shard_index) << np.uint64(32)) + np.arange(
+            first_row, first_row + len(batch), dtype=np.uint64)
+        P = self.num_partitions
+        long_idx = np.flatnonzero(~too_short)
+        if len(long_idx):
+            sigs = self.hasher.signatures([shingles[i] for i in long_idx])
+            keys = self.hasher.band_keys(sigs).ravel()
+            band_nodes = np.repeat(nodes[long_idx], self.config.num_bands)
+            yield from graph.split_by_partition(P, keys, keys, band_nodes)
+        exact = np.array([exact_key(row["text_hash"]) for row in batch], dtype=np.uint64)
+        for p, arrays in graph.split_by_partition(P, exact, exact, nodes):
+            yield beam.pvalue.TaggedOutput(EXACT, (p, arrays))
+        words = np.array([row["n_words"] for row in batch], dtype=np.int32)
+        ids = np.array([row["doc_id"] for row in batch], dtype=object)
+        for p, arrays in graph.split_by_partition(P, nodes, nodes, words, ids):
+            yield beam.pvalue.TaggedOutput(ATTRS, (p, arrays))
+        if self.progress:
+            self.progress.update(docs=len(batch))

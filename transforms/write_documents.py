@@ -1,0 +1,107 @@
+"""Last pass: join each staged shard with its cluster annotations and commit the output.
+
+Annotations arrive grouped by shard index (only documents in a multi-document cluster or
+with an exact copy have any), so each worker rewrites one staged file at a time, streaming
+row groups. Files are written under a temporary name and renamed, so a killed run never
+leaves a `documents-*` file that looks complete.
+"""
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from corpus_audit.schemas import DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA
+from corpus_audit.transforms.clustering import ANNOTATION_CLUSTER, ANNOTATION_EXACT
+from corpus_audit.transforms.shard_pass import PARQUET_COMPRESSION
+
+
+def documents_path(output_dir, shard_index, num_shards):
+    return FileSystems.join(output_dir, f"documents-{shard_index:05d}-of-{num_shards:05d}.parquet")
+
+
+def dead_letters_path(output_dir):
+    return FileSystems.join(output_dir, "dead_letters-00000-of-00001.parquet")
+
+
+def write_atomically(path, tmp_path, write):
+    """Write through `write(stream)` to tmp_path, then rename over path."""
+    sink = FileSystems.create(tmp_path)
+    try:
+        write(sink)
+    finally:
+        sink.close()
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+    FileSystems.rename([tmp_path], [path])
+
+
+def dedup_columns(doc_ids, annotations):
+    """Cluster columns for one shard's documents from its annotation batches."""
+    n = len(doc_ids)
+    cluster_id = np.array(doc_ids, dtype=object)
+    size = np.ones(n, dtype=np.int32)
+    is_rep = np.ones(n, dtype=bool)
+    exact = np.zeros(n, dtype=bool)
+    for ann in annotations:
+        if ann[0] == ANNOTATION_CLUSTER:
+            _, rows, cids, sizes, reps = ann
+            cluster_id[rows], size[rows], is_rep[rows] = cids, sizes, reps
+        elif ann[0] == ANNOTATION_EXACT:
+            exact[ann[1]] = True
+    return {"cluster_id": cluster_id, "cluster_size": size, "is_representative": is_rep,
+            "exact_dup": exact}
+
+
+class WriteDocuments(beam.DoFn):
+    def __init__(self, output_dir, staging_dir, num_shards):
+        self.output_dir = output_dir
+        self.staging_dir = staging_dir
+        self.num_shards = num_shards
+
+    def process(self, element):
+        shard_index, grouped = element
+        (staged,) = grouped["staged"]
+        annotations = list(grouped["annotations"])
+        pf = pq.ParquetFile(FileSystems.open(staged))
+        doc_ids = pf.read(columns=["doc_id"]).column(0).to_pylist()
+        cols = dedup_columns(doc_ids, annotations)
+        counts = {"documents_written": len(doc_ids),
+                  "duplicates": int((~cols["is_representative"]).sum()),
+                  "clusters_multi": int((cols["is_representative"] & (cols["cluster_size"] > 1)).sum()),
+                  "exact_dup_documents": int(cols["exact_dup"].sum())}
+
+        def write(sink):
+            with pq.ParquetWriter(sink, DOCUMENT_SCHEMA, compression=PARQUET_COMPRESSION) as writer:
+                start = 0
+                for batch in pf.iter_batches(batch_size=10_000):
+                    stop = start + batch.num_rows
+                    arrays = {name: batch.column(name) for name in batch.schema.names}
+                    for name, values in cols.items():
+                        arrays[name] = pa.array(values[start:stop], type=DOCUMENT_SCHEMA.field(name).type)
+                    writer.write_table(pa.Table.from_pydict(arrays, schema=DOCUMENT_SCHEMA))
+                    start = stop
+                if pf.metadata.num_rows == 0:
+                    writer.write_table(DOCUMENT_SCHEMA.empty_table())
+
+        final = documents_path(self.output_dir, shard_index, self.num_shards)
+        tmp = FileSystems.join(self.staging_dir, f"final-{shard_index:06d}.parquet")
+        write_atomically(final, tmp, write)
+        yield counts
+
+
+def dead_letter_sort_key(row):
+    return (row["source_shard"], row["record_position"], row["reason"], row["detail"])
+
+
+def write_dead_letters(rows, output_dir, staging_dir):
+    """All dead letters in one file, sorted by shard and position so reruns are identical."""
+    rows = sorted(rows, key=dead_letter_sort_key)
+
+    def write(sink):
+        pq.write_table(pa.Table.from_pylist(rows, schema=DEAD_LETTER_SCHEMA), sink,
+                       compression=PARQUET_COMPRESSION)
+
+    write_atomically(dead_letters_path(output_dir),
+                     FileSystems.join(staging_dir, "dead_letters.parquet"), write)
+    return len(rows)
