@@ -11,11 +11,22 @@ import os
 import sys
 from dataclasses import dataclass, field
 
+
+class _DropOptionalGcpWarning(logging.Filter):
+    """Beam warns on import that the optional GCP client is missing; local runs do not need it."""
+
+    def filter(self, record):
+        return "apitools not found" not in record.getMessage()
+
+
+logging.getLogger().addFilter(_DropOptionalGcpWarning())
+
 from corpus_audit.transforms.minhash import MinHashConfig
 from corpus_audit.transforms.records import DEFAULT_MAX_DOC_BYTES
 from corpus_audit.transforms.shard_io import FORMATS
 
 SAMPLE_DIR = os.path.join(os.path.dirname(__file__), "sample_crawl")
+SAMPLE_INPUTS = [os.path.join(SAMPLE_DIR, "*.warc*"), os.path.join(SAMPLE_DIR, "*.jsonl*")]
 
 
 @dataclass
@@ -104,7 +115,6 @@ def build_parser():
 
 
 def main(argv=None):
-    logging.getLogger().setLevel(logging.WARNING)
     args, beam_args = build_parser().parse_known_args(argv)
     if args.command == "schema":
         from corpus_audit.schemas import DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA, describe
@@ -117,7 +127,9 @@ def main(argv=None):
         return 2
     from corpus_audit.pipelines.audit import run_audit
 
-    inputs = args.input if args.command == "audit" else [os.path.join(SAMPLE_DIR, "*")]
+    inputs = args.input if args.command == "audit" else SAMPLE_INPUTS
+    if not args.quiet:
+        print(f"[corpus-audit] auditing {', '.join(inputs)} -> {args.output}", file=sys.stderr)
     try:
         summary = run_audit(_settings(args, inputs), beam_args)
     except (FileNotFoundError, FileExistsError, ValueError) as exc:

@@ -45,11 +45,11 @@ class Progress:
         self.start = self.last = time.monotonic()
         self.shards = self.docs = 0
 
-    def update(self, docs=0, shards=0, force=False):
+    def update(self, docs=0, shards=0):
         self.docs += docs
         self.shards += shards
         now = time.monotonic()
-        if force or now - self.last >= self.every:
+        if (shards and self.shards == 1) or now - self.last >= self.every:
             self.last = now
             rate = self.docs / max(now - self.start, 1e-9)
             print(f"[corpus-audit] shards {self.shards}/{self.total} done in this worker, "

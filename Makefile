@@ -1,0 +1,29 @@
+# Two commands for a fresh machine with Python 3.11: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# Reinstall when the package definition or its sources change.
+$(STAMP): $(BIN)/python setup.py $(shell find transforms pipelines schemas -type f -not -path '*/__pycache__/*')
+	$(BIN)/pip install --quiet '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/corpus-audit demo --output out/demo --overwrite
+
+test: $(STAMP)
+	cd tests && ../$(BIN)/python -m pytest -q -n 2 --dist loadfile .
+
+bench: $(STAMP)
+	$(BIN)/pip install --quiet '.[bench]'
+	$(BIN)/python benchmarks/dedup_bench.py
+
+clean:
+	rm -rf $(VENV) out build *.egg-info

@@ -1,0 +1,63 @@
+"""NearDuplicateClusters in a real Beam pipeline: chains, hot buckets, non-convergence."""
+import apache_beam as beam
+import numpy as np
+import pytest
+from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from corpus_audit.transforms import graph
+from corpus_audit.transforms.clustering import NearDuplicateClusters
+
+U = np.uint64
+
+
+def node(shard, row):
+    return (shard << 32) | row
+
+
+def run_clusters(band_pairs, n_docs_per_shard, expected_reps, expected_sizes, rounds=20,
+                 partitions=4, max_bucket=5000):
+    """band_pairs: (band key, node) pairs; asserts the representatives and cluster sizes."""
+    keys = np.array([k for k, _ in band_pairs], dtype=U)
+    nodes = np.array([n for _, n in band_pairs], dtype=U)
+    all_nodes = np.array([node(s, r) for s, n in enumerate(n_docs_per_shard) for r in range(n)], dtype=U)
+    words = np.full(len(all_nodes), 100, dtype=np.int32)
+    ids = np.array([f"doc-{int(n):020d}" for n in all_nodes], dtype=object)
+    bands = list(graph.split_by_partition(partitions, keys, keys, nodes))
+    attrs = list(graph.split_by_partition(partitions, all_nodes, all_nodes, words, ids))
+    with TestPipeline(runner=FnApiRunner()) as p:
+        res = ((p | "B" >> beam.Create(bands), p | "E" >> beam.Create([]), p | "A" >> beam.Create(attrs))
+               | NearDuplicateClusters(partitions, rounds, max_bucket))
+        flat = res["annotations"] | beam.FlatMap(
+            lambda kv: [(kv[0], int(r), c, int(s), bool(rep)) for r, c, s, rep in zip(*kv[1][1:])]
+            if kv[1][0] == "cluster" else [])
+        cluster_sets = (flat | beam.Map(lambda t: (t[2], 1)) | beam.CombinePerKey(sum))
+        assert_that(flat | "Reps" >> beam.Filter(lambda t: t[4]) | beam.Map(lambda t: t[2])
+                    | "DistinctReps" >> beam.Distinct(),
+                    equal_to(expected_reps), label="one representative per cluster")
+        assert_that(cluster_sets, equal_to(expected_sizes), label="cluster sizes")
+
+
+def test_chain_across_shards_ends_in_one_cluster():
+    # A~B~C~...~Z: consecutive documents share one band key; 26 documents over 3 shards.
+    docs = [node(i % 3, i // 3) for i in range(26)]
+    pairs = []
+    for i in range(25):
+        pairs += [(1000 + i, docs[i]), (1000 + i, docs[i + 1])]
+    run_clusters(pairs, [9, 9, 8], [f"doc-{min(docs):020d}"], [(f"doc-{min(docs):020d}", 26)])
+
+
+def test_one_huge_bucket_is_capped():
+    docs = [node(0, r) for r in range(300)]
+    pairs = [(77, d) for d in docs]
+    run_clusters(pairs, [300], [f"doc-{0:020d}"], [(f"doc-{0:020d}", 50)], max_bucket=50)
+
+
+def test_too_few_rounds_fail_loudly():
+    docs = [node(0, r) for r in range(400)]
+    pairs = []
+    for i in range(399):
+        pairs += [(5000 + i, docs[i]), (5000 + i, docs[i + 1])]
+    with pytest.raises(Exception, match="did not converge"):
+        run_clusters(pairs, [400], [], [], rounds=1)
