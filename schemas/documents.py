@@ -28,7 +28,7 @@ SOURCE_COLUMNS = [
      "xxh3-128 (hex) of the normalised text (lower-cased, whitespace collapsed): equal texts, equal hash."),
     ("n_chars", pa.int32(), False, "Characters in `text`."),
     ("n_words", pa.int32(), False, "Word tokens in `text` (Unicode \\w+ runs)."),
-    ("metadata", pa.string(), True, "Other input fields as a JSON object (JSONL/Parquet), or WARC headers kept."),
+    ("metadata", pa.string(), True, "Other input fields as a JSON object (JSONL/Parquet input)."),
 ]
 
 DEDUP_COLUMNS = [
