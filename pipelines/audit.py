@@ -68,9 +68,11 @@ def build_pipeline(p, shards, output_dir, staging_dir, settings):
                  fmt=settings.format, progress=settings.progress,
              )).with_outputs(*shard_pass.OUTPUTS, main=shard_pass.BANDS))
 
-    clusters = ((stage[shard_pass.BANDS], stage[shard_pass.EXACT], stage[shard_pass.ATTRS])
+    clusters = ((stage[shard_pass.BANDS], stage[shard_pass.EXACT], stage[shard_pass.SIGS],
+                 stage[shard_pass.ATTRS])
                 | "NearDuplicateClusters" >> NearDuplicateClusters(
-                    settings.partitions, settings.cc_rounds, cfg.max_bucket_size))
+                    settings.partitions, settings.cc_rounds, cfg.max_bucket_size,
+                    cfg.verify_threshold))
 
     written = ({"staged": stage[shard_pass.STAGED], "annotations": clusters["annotations"]}
                | "JoinAnnotationsByShard" >> beam.CoGroupByKey()
@@ -122,6 +124,8 @@ def summarise(counts, shards, settings, seconds):
         "too_short_documents": counts.get("too_short", 0),
         "hot_buckets": counts.get("lsh_hot_buckets", 0),
         "hot_bucket_members_unlinked": counts.get("lsh_hot_bucket_members_unlinked", 0),
+        "candidate_pairs": counts.get("candidate_pairs", 0),
+        "candidate_pairs_rejected": counts.get("candidate_pairs_rejected", 0),
         "minhash": settings.minhash.to_dict(),
         "cc_rounds": settings.cc_rounds,
         "seconds": round(seconds, 3),

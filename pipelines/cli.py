@@ -56,6 +56,9 @@ def _add_audit_args(ap):
     g.add_argument("--bands", type=int, default=d.num_bands, help="LSH bands (default %(default)s)")
     g.add_argument("--rows", type=int, default=d.rows_per_band, help="rows per band (default %(default)s)")
     g.add_argument("--seed", type=int, default=d.seed, help="hash seed (default %(default)s)")
+    g.add_argument("--verify-threshold", type=float, default=d.verify_threshold,
+                   help="candidate pairs need at least this estimated Jaccard; 0 keeps every LSH "
+                        "collision (default %(default)s)")
     g.add_argument("--min-shingles", type=int, default=d.min_shingles,
                    help="documents with fewer shingles only match exact copies (default %(default)s)")
     g.add_argument("--max-bucket-size", type=int, default=d.max_bucket_size,
@@ -74,6 +77,7 @@ def _settings(args, inputs):
         max_doc_bytes=args.max_doc_bytes, setup_file=args.setup_file,
         minhash=MinHashConfig(shingle_size=args.shingle_size, num_bands=args.bands,
                               rows_per_band=args.rows, seed=args.seed,
+                              verify_threshold=args.verify_threshold,
                               min_shingles=args.min_shingles, max_bucket_size=args.max_bucket_size),
     )
 

@@ -17,7 +17,7 @@ def node(shard, row):
 
 
 def run_clusters(band_pairs, n_docs_per_shard, expected_reps, expected_sizes, rounds=20,
-                 partitions=4, max_bucket=5000):
+                 partitions=4, max_bucket=5000, signatures=None, verify_threshold=0.0):
     """band_pairs: (band key, node) pairs; asserts the representatives and cluster sizes."""
     keys = np.array([k for k, _ in band_pairs], dtype=U)
     nodes = np.array([n for _, n in band_pairs], dtype=U)
@@ -26,9 +26,15 @@ def run_clusters(band_pairs, n_docs_per_shard, expected_reps, expected_sizes, ro
     ids = np.array([f"doc-{int(n):020d}" for n in all_nodes], dtype=object)
     bands = list(graph.split_by_partition(partitions, keys, keys, nodes))
     attrs = list(graph.split_by_partition(partitions, all_nodes, all_nodes, words, ids))
+    sigs = []
+    if signatures is not None:
+        sig_nodes = np.array(sorted(signatures), dtype=U)
+        sig_rows = np.array([signatures[int(n)] for n in sig_nodes], dtype=np.uint32)
+        sigs = list(graph.split_by_partition(partitions, sig_nodes, sig_nodes, sig_rows))
     with TestPipeline(runner=FnApiRunner()) as p:
-        res = ((p | "B" >> beam.Create(bands), p | "E" >> beam.Create([]), p | "A" >> beam.Create(attrs))
-               | NearDuplicateClusters(partitions, rounds, max_bucket))
+        res = ((p | "B" >> beam.Create(bands), p | "E" >> beam.Create([]),
+                p | "S" >> beam.Create(sigs), p | "A" >> beam.Create(attrs))
+               | NearDuplicateClusters(partitions, rounds, max_bucket, verify_threshold))
         flat = res["annotations"] | beam.FlatMap(
             lambda kv: [(kv[0], int(r), c, int(s), bool(rep)) for r, c, s, rep in zip(*kv[1][1:])]
             if kv[1][0] == "cluster" else [])
@@ -61,3 +67,16 @@ def test_too_few_rounds_fail_loudly():
         pairs += [(5000 + i, docs[i]), (5000 + i, docs[i + 1])]
     with pytest.raises(Exception, match="did not converge"):
         run_clusters(pairs, [400], [], [], rounds=1)
+
+
+def test_verification_drops_chance_collisions():
+    # Four documents share one band. 0 and 1 agree on 90 of 100 signature values, 2 and 3
+    # agree with nobody beyond that band: only 0 and 1 may form a cluster.
+    rng = np.random.default_rng(3)
+    base = rng.integers(0, 2**32, 100)
+    sigs = {node(0, 0): base, node(0, 1): np.r_[base[:90], rng.integers(0, 2**32, 10)],
+            node(0, 2): np.r_[base[:4], rng.integers(0, 2**32, 96)],
+            node(0, 3): np.r_[base[:4], rng.integers(0, 2**32, 96)]}
+    pairs = [(9, node(0, r)) for r in range(4)]
+    rep = f"doc-{node(0, 0):020d}"
+    run_clusters(pairs, [4], [rep], [(rep, 2)], signatures=sigs, verify_threshold=0.4)

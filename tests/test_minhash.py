@@ -43,7 +43,7 @@ def test_band_keys_equal_only_for_equal_bands(real_texts):
     h = MinHasher()
     sig = h.signatures([h.shingles(real_texts[0]), h.shingles(real_texts[0]), h.shingles(real_texts[1])])
     keys = h.band_keys(sig)
-    assert keys.shape == (3, 20)
+    assert keys.shape == (3, h.config.num_bands)
     assert np.array_equal(keys[0], keys[1])
     assert not np.any(keys[0] == keys[2])
-    assert len(np.unique(keys[0])) == 20  # band index is part of the key
+    assert len(np.unique(keys[0])) == h.config.num_bands  # band index is part of the key

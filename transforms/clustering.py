@@ -51,6 +51,59 @@ def _by_shard(nodes, *columns):
         yield int(shards[idx[0]]), (rows[idx],) + tuple(c[idx] for c in columns)
 
 
+class _AttachSourceSignature(beam.DoFn):
+    """Per node partition: each candidate edge picks up its source's signature and moves on
+    to the partition of its destination."""
+
+    def __init__(self, num_partitions):
+        self.num_partitions = num_partitions
+
+    def process(self, element):
+        _, items = element
+        src, dst = _concat([x[1:] for x in items if x[0] == "edge"], 2)
+        if len(src) == 0:
+            return
+        src, dst = graph.unique_edges(src, dst)
+        nodes, sigs = _sorted_signatures(items)
+        yield from graph.split_by_partition(self.num_partitions, dst, src, dst,
+                                            graph.lookup(nodes, sigs, src))
+
+
+class _VerifyEdges(beam.DoFn):
+    """Per node partition: keep the candidate edges whose signatures agree enough."""
+
+    def __init__(self, threshold):
+        self.threshold = threshold
+
+    def process(self, element):
+        _, items = element
+        edges = [x[1:] for x in items if x[0] == "edge"]
+        if not edges:
+            return
+        src, dst = _concat([e[:2] for e in edges], 2)
+        sig_src = np.concatenate([e[2] for e in edges])
+        nodes, sigs = _sorted_signatures(items)
+        keep = graph.signature_agreement(sig_src, graph.lookup(nodes, sigs, dst)) >= self.threshold
+        yield beam.pvalue.TaggedOutput("counts", {"candidate_pairs": len(src),
+                                                  "candidate_pairs_rejected": int((~keep).sum())})
+        if keep.any():
+            yield src[keep], dst[keep]
+
+
+def _sorted_signatures(items):
+    batches = [x[1:] for x in items if x[0] == "sig"]
+    if not batches:
+        return np.empty(0, dtype=np.uint64), np.empty((0, 0), dtype=np.uint32)
+    nodes = np.concatenate([b[0] for b in batches])
+    sigs = np.concatenate([b[1] for b in batches])
+    order = np.argsort(nodes)
+    return nodes[order], sigs[order]
+
+
+def _tag(tag):
+    return lambda kv: (kv[0], (tag,) + tuple(kv[1]))
+
+
 class _Step(beam.DoFn):
     """One large-star or small-star step for a node partition."""
 
@@ -129,18 +182,20 @@ def _representatives(element):
 class NearDuplicateClusters(beam.PTransform):
     """(band batches, exact-key batches, attribute batches) → per-shard annotations.
 
-    Inputs are PCollections of (partition, arrays) from the shard pass. Output is a dict with
+    Inputs are PCollections of (partition, arrays) from the shard pass: band keys and
+    exact-text keys (partitioned by key), signatures and attributes (partitioned by node). Output is a dict with
     `annotations`: (shard index, (kind, rows, ...)) and `counts`: dicts of statistics.
     """
 
-    def __init__(self, num_partitions, rounds, max_bucket_size):
+    def __init__(self, num_partitions, rounds, max_bucket_size, verify_threshold=0.0):
         super().__init__()
         self.num_partitions = num_partitions
         self.rounds = rounds
         self.max_bucket_size = max_bucket_size
+        self.verify_threshold = verify_threshold
 
     def expand(self, inputs):
-        bands, exact, attrs = inputs
+        bands, exact, sigs, attrs = inputs
         P = self.num_partitions
         lsh = (bands
                | "GroupBandKeys" >> beam.GroupByKey()
@@ -150,7 +205,25 @@ class NearDuplicateClusters(beam.PTransform):
               | "GroupExactKeys" >> beam.GroupByKey()
               | "ExactBucketsToEdges" >> beam.ParDo(
                   _BucketsToEdges(None, exact=True)).with_outputs("counts", "annotations", main="edges"))
-        edges = (lsh.edges, ex.edges) | "AllEdges" >> beam.Flatten()
+        candidates, verify_counts = lsh.edges, []
+        if self.verify_threshold > 0:
+            # Two joins with the signatures, keyed by source then destination partition:
+            # a chance collision of one band never links two documents by itself.
+            tagged_sigs = sigs | "TagSignatures" >> beam.Map(_tag("sig"))
+            with_src = ((candidates | "KeyBySource" >> beam.FlatMap(
+                            lambda e: graph.split_by_partition(P, e[0], *e)) | "TagBySource" >> beam.Map(_tag("edge")),
+                         tagged_sigs)
+                        | "CandidatesAndSignatures" >> beam.Flatten()
+                        | "GroupBySource" >> beam.GroupByKey()
+                        | "AttachSourceSignature" >> beam.ParDo(_AttachSourceSignature(P))
+                        | "TagByDestination" >> beam.Map(_tag("edge")))
+            verified = ((with_src, tagged_sigs)
+                        | "CandidatesAndDestinationSignatures" >> beam.Flatten()
+                        | "GroupByDestination" >> beam.GroupByKey()
+                        | "VerifyEdges" >> beam.ParDo(_VerifyEdges(self.verify_threshold)).with_outputs(
+                            "counts", main="edges"))
+            candidates, verify_counts = verified.edges, [verified.counts]
+        edges = (candidates, ex.edges) | "AllEdges" >> beam.Flatten()
 
         # Large-star wants both directions of every edge, keyed by node.
         step = edges | "Undirected" >> beam.FlatMap(
@@ -165,7 +238,7 @@ class NearDuplicateClusters(beam.PTransform):
         stars = step | "StarEdges" >> beam.Map(
             lambda e: (e[1][0][e[1][0] > e[1][1]], e[1][1][e[1][0] > e[1][1]]))
         marked = stars | "MarkRoots" >> beam.FlatMap(_mark_roots, P)
-        attr_items = attrs | "TagAttrs" >> beam.Map(lambda kv: (kv[0], ("attr",) + tuple(kv[1])))
+        attr_items = attrs | "TagAttrs" >> beam.Map(_tag("attr"))
         members = ((marked, attr_items)
                    | "EdgesAndAttrs" >> beam.Flatten()
                    | "GroupByNode" >> beam.GroupByKey()
@@ -173,5 +246,5 @@ class NearDuplicateClusters(beam.PTransform):
                    | "GroupByRoot" >> beam.GroupByKey()
                    | "ChooseRepresentatives" >> beam.FlatMap(_representatives))
         annotations = (members, ex.annotations) | "AllAnnotations" >> beam.Flatten()
-        counts = (lsh.counts, ex.counts) | "ClusterCounts" >> beam.Flatten()
+        counts = [lsh.counts, ex.counts] + verify_counts | "ClusterCounts" >> beam.Flatten()
         return {"annotations": annotations, "counts": counts}

@@ -75,6 +75,20 @@ def bucket_edges(keys, nodes, max_bucket_size=None):
     return nodes[is_edge], nodes[starts[group]][is_edge], stats
 
 
+def lookup(sorted_nodes, values, query):
+    """values[i] for each query node, where sorted_nodes[i] == node; KeyError if one is missing."""
+    pos = np.searchsorted(sorted_nodes, query)
+    pos = np.minimum(pos, max(len(sorted_nodes) - 1, 0))
+    if len(query) and (len(sorted_nodes) == 0 or np.any(sorted_nodes[pos] != query)):
+        raise KeyError("a node has no entry in this partition")
+    return values[pos]
+
+
+def signature_agreement(sig_a, sig_b):
+    """Share of equal MinHash values per row: an unbiased estimate of Jaccard similarity."""
+    return (sig_a == sig_b).mean(axis=1)
+
+
 def large_star(u, v):
     """One large-star step over the adjacency of the nodes `u` (both directions present).
 

@@ -23,10 +23,11 @@ from corpus_audit.transforms.records import is_dead_letter
 DEAD = "dead_letters"
 BANDS = "bands"
 EXACT = "exact"
+SIGS = "signatures"
 ATTRS = "attrs"
 STAGED = "staged"
 COUNTS = "counts"
-OUTPUTS = (DEAD, EXACT, ATTRS, STAGED, COUNTS)
+OUTPUTS = (DEAD, EXACT, SIGS, ATTRS, STAGED, COUNTS)
 
 BATCH_DOCS = 1000
 PARQUET_COMPRESSION = "zstd"
@@ -120,6 +121,8 @@ class AuditShard(beam.DoFn):
             keys = self.hasher.band_keys(sigs).ravel()
             band_nodes = np.repeat(nodes[long_idx], self.config.num_bands)
             yield from graph.split_by_partition(P, keys, keys, band_nodes)
+            for p, arrays in graph.split_by_partition(P, nodes[long_idx], nodes[long_idx], sigs):
+                yield beam.pvalue.TaggedOutput(SIGS, (p, arrays))
         exact = np.array([exact_key(row["text_hash"]) for row in batch], dtype=np.uint64)
         for p, arrays in graph.split_by_partition(P, exact, exact, nodes):
             yield beam.pvalue.TaggedOutput(EXACT, (p, arrays))
