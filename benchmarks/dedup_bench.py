@@ -68,7 +68,20 @@ if __name__ == "__main__":
 
     # ------------------------------------------------------------ measuring
 
-    def tree_rss(proc):
+    def busy_cpu_seconds():
+        t = psutil.cpu_times()
+        return sum(t) - t.idle - getattr(t, "iowait", 0.0)
+
+    def wait_for_quiet(max_wait=300, threshold=25.0, quiet_seconds=3):
+        """Wait (up to max_wait s) until system CPU use stays under threshold % for a few seconds:
+        other jobs on this machine (e.g. someone's test run) would skew the timings."""
+        t0, quiet = time.monotonic(), 0
+        while time.monotonic() - t0 < max_wait and quiet < quiet_seconds:
+            quiet = quiet + 1 if psutil.cpu_percent(interval=1.0) < threshold else 0
+        return time.monotonic() - t0
+
+    def sample_tree(proc, cpu_seen):
+        """Summed RSS of proc and all its descendants; records each one's CPU seconds."""
         total = 0
         try:
             procs = [proc] + proc.children(recursive=True)
@@ -76,28 +89,61 @@ if __name__ == "__main__":
             return 0
         for p in procs:
             try:
-                total += p.memory_info().rss
+                with p.oneshot():
+                    total += p.memory_info().rss
+                    c = p.cpu_times()
+                    cpu_seen[p.pid] = max(cpu_seen.get(p.pid, 0.0), c.user + c.system)
             except psutil.Error:
                 pass
         return total
 
     def run_measured(cmd, log_prefix):
-        """(exit code, wall seconds, peak tree RSS bytes, stdout text)."""
+        """Run cmd; returns a dict with exit code, wall seconds, peak tree RSS (bytes), CPU
+        seconds of the tree and of everything else on the machine meanwhile, stdout text."""
+        waited = wait_for_quiet()
         with open(log_prefix + ".stdout", "w") as out, open(log_prefix + ".stderr", "w") as err:
+            busy0 = busy_cpu_seconds()
             t0 = time.monotonic()
             proc = psutil.Popen(cmd, stdout=out, stderr=err)
-            peak = 0
+            peak, cpu_seen = 0, {}
             while True:
-                peak = max(peak, tree_rss(proc))
+                peak = max(peak, sample_tree(proc, cpu_seen))
                 try:
                     code = proc.wait(timeout=0.2)
                     break
                 except psutil.TimeoutExpired:
                     pass
             seconds = time.monotonic() - t0
+            busy = busy_cpu_seconds() - busy0
+        ours = sum(cpu_seen.values())
         with open(log_prefix + ".stdout") as f:
             stdout = f.read()
-        return code, seconds, peak, stdout
+        return {"exit_code": code, "seconds": seconds, "peak_rss": peak, "cpu_seconds": ours,
+                "other_cpu_cores": max(0.0, busy - ours) / seconds, "waited_for_quiet": waited,
+                "stdout": stdout}
+
+    PROJECT = os.path.dirname(HERE)
+
+    def code_state():
+        """git HEAD, changed files and a hash of the package sources, to pin what was measured."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for sub in ("transforms", "pipelines", "schemas"):
+            for path in sorted(glob.glob(os.path.join(PROJECT, sub, "**", "*.py"), recursive=True)):
+                h.update(path.encode())
+                with open(path, "rb") as f:
+                    h.update(f.read())
+        try:
+            head = subprocess.run(["git", "-C", PROJECT, "rev-parse", "--short", "HEAD"],
+                                  capture_output=True, text=True).stdout.strip()
+            dirty = subprocess.run(["git", "-C", PROJECT, "status", "--porcelain", "--", "transforms",
+                                    "pipelines", "schemas", "setup.py"],
+                                   capture_output=True, text=True).stdout.split("\n")
+            dirty = sorted(x[3:] for x in dirty if x.strip())
+        except OSError:
+            head, dirty = None, []
+        return {"head": head, "dirty": dirty, "sources_sha256": h.hexdigest()[:16]}
 
     def stderr_tail(log_prefix, lines=25):
         with open(log_prefix + ".stderr", errors="replace") as f:
@@ -159,9 +205,14 @@ if __name__ == "__main__":
         if workers > 1:
             cmd += ["--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
         print(f"running: {' '.join(cmd)}", flush=True)
-        code, seconds, peak, _ = run_measured(cmd, out + ".log")
-        row = {"system": "corpus-audit", "workers": workers, "seconds": seconds, "peak_rss": peak,
-               "exit_code": code, "command": cmd}
+        before = code_state()
+        m = run_measured(cmd, out + ".log")
+        after = code_state()
+        code, seconds = m["exit_code"], m["seconds"]
+        row = {"system": "corpus-audit", "workers": workers, "command": cmd, "code": before, **m}
+        if before != after:
+            row["code_after"] = after
+            print(f"  WARNING: the package sources changed during this run ({before} -> {after})", flush=True)
         if code != 0:
             row["error"] = stderr_tail(out + ".log")
             print(f"  FAILED (exit {code}) after {seconds:.1f} s; stderr tail:\n{row['error']}", flush=True)
@@ -173,7 +224,8 @@ if __name__ == "__main__":
         with open(os.path.join(out, "audit.json")) as f:
             row["audit"] = json.load(f)
         row.update(score(pred))
-        print(f"  {seconds:.1f} s, F1 {row['f1']:.4f}", flush=True)
+        print(f"  {seconds:.1f} s, F1 {row['f1']:.4f} (waited {m['waited_for_quiet']:.0f} s for a quiet "
+              f"machine; other processes used {m['other_cpu_cores']:.2f} cores meanwhile)", flush=True)
         return row
 
     def run_datatrove(workers):
@@ -181,9 +233,9 @@ if __name__ == "__main__":
         cmd = [sys.executable, os.path.join(HERE, "datatrove_minhash.py"), "--input", input_dir,
                "--workdir", w, "--workers", str(workers)]
         print(f"running: {' '.join(cmd)}", flush=True)
-        code, seconds, peak, stdout = run_measured(cmd, w + ".log")
-        row = {"system": "datatrove", "workers": workers, "seconds": seconds, "peak_rss": peak,
-               "exit_code": code, "command": cmd}
+        m = run_measured(cmd, w + ".log")
+        code, seconds, stdout = m["exit_code"], m["seconds"], m["stdout"]
+        row = {"system": "datatrove", "workers": workers, "command": cmd, **m}
         if code != 0:
             row["error"] = stderr_tail(w + ".log")
             print(f"  FAILED (exit {code}) after {seconds:.1f} s; stderr tail:\n{row['error']}", flush=True)
@@ -200,7 +252,8 @@ if __name__ == "__main__":
                     # Documents in no cluster (-1, or a rank with no .remove file) are their own cluster.
                     pred[doc_id] = ("single", doc_id) if cid is None or cid < 0 else ("cluster", cid)
         row.update(score(pred))
-        print(f"  {seconds:.1f} s, F1 {row['f1']:.4f}", flush=True)
+        print(f"  {seconds:.1f} s, F1 {row['f1']:.4f} (waited {m['waited_for_quiet']:.0f} s for a quiet "
+              f"machine; other processes used {m['other_cpu_cores']:.2f} cores meanwhile)", flush=True)
         return row
 
     bench_start = time.monotonic()
@@ -222,7 +275,7 @@ if __name__ == "__main__":
           f"{sum(kinds[k] for k in kinds if k not in ('base', 'control')):,} planted near-duplicates, "
           f"{kinds['control']:,} negative controls; {os.cpu_count()} CPUs")
     head = (f"{'system':<13} {'workers':>7} {'seconds':>8} {'docs/s':>8} {'peak RSS MB':>11} "
-            f"{'precision':>9} {'recall':>7} {'F1':>7} {'ours/datatrove docs/s':>21}")
+            f"{'precision':>9} {'recall':>7} {'F1':>7} {'ours/datatrove docs/s':>21} {'other CPU':>9}")
     print(head)
     print("-" * len(head))
     for r in sorted(rows, key=lambda r: (r["workers"], r["system"] != "corpus-audit")):
@@ -234,8 +287,16 @@ if __name__ == "__main__":
             ratio = f"{r['docs_per_s'] / dt_rate[r['workers']]:.2f}x"
         print(f"{r['system']:<13} {r['workers']:>7} {r['seconds']:>8.1f} {r['docs_per_s']:>8.0f} "
               f"{r['peak_rss'] / 2**20:>11.0f} {r['precision']:>9.4f} {r['recall']:>7.4f} {r['f1']:>7.4f} "
-              f"{ratio:>21}")
+              f"{ratio:>21} {r['other_cpu_cores']:>9.2f}")
 
+    print("(other CPU: average cores used by processes outside the measured tree during the run)")
+    for r in ok:
+        if r["system"] == "corpus-audit":
+            c = r["code"]
+            print(f"corpus-audit w{r['workers']} measured at git {c['head']}"
+                  + (f" + uncommitted changes in {', '.join(c['dirty'])}" if c["dirty"] else "")
+                  + f" (sources sha256 {c['sources_sha256']})"
+                  + ("  ** sources changed during the run **" if "code_after" in r else ""))
     if ok:
         labels = [f"{'ours' if r['system'] == 'corpus-audit' else 'dt'}-w{r['workers']}" for r in ok]
         all_kinds = sorted({k for r in ok for k in r["per_kind_recall"]},

@@ -20,6 +20,8 @@ class _DropOptionalGcpWarning(logging.Filter):
 
 
 logging.getLogger().addFilter(_DropOptionalGcpWarning())
+# Local worker processes relay a harmless start-up warning through this logger.
+logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(logging.ERROR)
 
 from corpus_audit.transforms.minhash import MinHashConfig
 from corpus_audit.transforms.records import DEFAULT_MAX_DOC_BYTES
@@ -36,8 +38,8 @@ class AuditSettings:
     format: str = None
     overwrite: bool = False
     progress: bool = True
-    partitions: int = 32
-    cc_rounds: int = 20
+    partitions: int = 8
+    cc_rounds: int = 12
     max_doc_bytes: int = DEFAULT_MAX_DOC_BYTES
     setup_file: str = None
     minhash: MinHashConfig = field(default_factory=MinHashConfig)
@@ -63,8 +65,9 @@ def _add_audit_args(ap):
                    help="documents with fewer shingles only match exact copies (default %(default)s)")
     g.add_argument("--max-bucket-size", type=int, default=d.max_bucket_size,
                    help="LSH buckets larger than this link only their smallest members (default %(default)s)")
-    g.add_argument("--partitions", type=int, default=32, help="hash partitions of each shuffle (default %(default)s)")
-    g.add_argument("--cc-rounds", type=int, default=20,
+    g.add_argument("--partitions", type=int, default=8,
+                   help="hash partitions of each shuffle; raise it with the number of workers (default %(default)s)")
+    g.add_argument("--cc-rounds", type=int, default=12,
                    help="large-star/small-star rounds; the run fails loudly if they do not suffice "
                         "(default %(default)s)")
     ap.add_argument("--setup-file", help="setup.py to ship to remote workers (Beam --setup_file)")

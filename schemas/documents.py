@@ -27,7 +27,8 @@ SOURCE_COLUMNS = [
     ("text_hash", pa.string(), False,
      "xxh3-128 (hex) of the normalised text (lower-cased, whitespace collapsed): equal texts, equal hash."),
     ("n_chars", pa.int32(), False, "Characters in `text`."),
-    ("n_words", pa.int32(), False, "Word tokens in `text` (Unicode \\w+ runs)."),
+    ("n_words", pa.int32(), False,
+     "Words in `text` as the MinHash tokenizer sees them (letter/digit runs; punctuation splits)."),
     ("metadata", pa.string(), True, "Other input fields as a JSON object (JSONL/Parquet input)."),
 ]
 

@@ -12,13 +12,13 @@ yielding split clusters.
 """
 import numpy as np
 
+from corpus_audit.transforms.tokens import mix64
+
 _EMPTY = np.empty(0, dtype=np.uint64)
 
 
 def partition_of(values, num_partitions):
     """Partition index of uint64 ids or keys; ids are mixed first so shards spread evenly."""
-    from corpus_audit.transforms.minhash import mix64
-
     return (mix64(np.asarray(values, dtype=np.uint64)) % np.uint64(num_partitions)).astype(np.int64)
 
 

@@ -1,6 +1,6 @@
 """Seeded, vectorised MinHash signatures and LSH band keys.
 
-Words are hashed once each (xxh3); shingle hashes are combined from word hashes with numpy,
+Word hashes come from `tokens.py`; shingle hashes are combined from word hashes with numpy,
 and all permutations of a batch of documents are applied as one uint64 matrix operation
 (multiply-shift hashing, Dietzfelbinger et al.), so no Python loop runs per shingle per
 permutation.
@@ -8,13 +8,10 @@ permutation.
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import xxhash
 
-from corpus_audit.transforms.records import WORD_RE
+from corpus_audit.transforms.tokens import mix64, word_hashes
 
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_CHUNK_ELEMENTS = 1 << 21  # shingles × permutations held at once (16 MiB of uint64)
+_CHUNK_ELEMENTS = 1 << 14  # shingles × permutations per step: small enough to stay in cache
 
 
 @dataclass(frozen=True)
@@ -47,15 +44,6 @@ class MinHashConfig:
         return {**asdict(self), "num_perm": self.num_perm, "threshold": round(self.threshold, 4)}
 
 
-def mix64(x):
-    """splitmix64 finaliser on a uint64 array: spreads combined hashes over all bits."""
-    x = x ^ (x >> np.uint64(30))
-    x = x * _M1
-    x = x ^ (x >> np.uint64(27))
-    x = x * _M2
-    return x ^ (x >> np.uint64(31))
-
-
 class MinHasher:
     def __init__(self, config=MinHashConfig()):
         self.config = config
@@ -67,20 +55,21 @@ class MinHasher:
         self._band_mult = rng.integers(0, 2**64, size=config.rows_per_band, dtype=np.uint64) | np.uint64(1)
         self._band_salt = rng.integers(0, 2**64, size=config.num_bands, dtype=np.uint64)
 
-    def shingles(self, text):
-        """Distinct word-shingle hashes of a text (uint64, sorted)."""
-        words = WORD_RE.findall(text.lower())
+    def word_hashes(self, text):
+        return word_hashes(text, self.config.seed)
+
+    def shingles(self, text, wh=None):
+        """Word-shingle hashes of a text in order (uint64; repeats kept: they do not change a
+        MinHash, and skipping the sort saves time); `wh`: the text's word hashes, if known."""
+        wh = self.word_hashes(text) if wh is None else wh
         n = self.config.shingle_size
-        if len(words) < n:
+        if len(wh) < n:
             return np.empty(0, dtype=np.uint64)
-        seed = self.config.seed
-        wh = np.fromiter((xxhash.xxh3_64_intdigest(w.encode("utf-8", "surrogatepass"), seed) for w in words), dtype=np.uint64,
-                         count=len(words))
-        m = len(words) - n + 1
+        m = len(wh) - n + 1
         acc = wh[:m] * self._shingle_mult[0]
         for k in range(1, n):
             acc = acc + wh[k:k + m] * self._shingle_mult[k]
-        return np.unique(mix64(acc))
+        return mix64(acc)
 
     def signatures(self, shingle_sets):
         """(len(shingle_sets), num_perm) uint32 MinHash matrix; every set must be non-empty."""
@@ -97,8 +86,10 @@ class MinHasher:
             flat = np.concatenate(chunk)
             starts = np.zeros(len(chunk), dtype=np.int64)
             np.cumsum([len(s) for s in chunk[:-1]], out=starts[1:])
-            hashed = (flat[:, None] * self._a[None, :] + self._b[None, :]) >> np.uint64(32)
-            out[i:j] = np.minimum.reduceat(hashed, starts, axis=0)
+            hashed = np.multiply(flat[:, None], self._a[None, :])
+            hashed += self._b[None, :]
+            # The minimum of the 64-bit values has the minimal top 32 bits: shift afterwards.
+            out[i:j] = np.minimum.reduceat(hashed, starts, axis=0) >> np.uint64(32)
             i = j
         return out
 
@@ -116,7 +107,8 @@ def exact_key(text_hash_hex):
 
 
 def jaccard(a, b):
-    """Exact Jaccard of two shingle-hash arrays (for tests and verification)."""
+    """Exact Jaccard of the sets of two shingle-hash arrays (for tests and calibration)."""
+    a, b = np.unique(a), np.unique(b)
     if len(a) == 0 and len(b) == 0:
         return 1.0
     inter = len(np.intersect1d(a, b, assume_unique=True))

@@ -11,8 +11,6 @@ from urllib.parse import urlsplit
 
 import xxhash
 
-WORD_RE = re.compile(r"\w+")
-_WS_RE = re.compile(r"\s+")
 # Control characters other than tab/newline/carriage return, and U+FFFD from lossy decoding.
 _BINARY_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
 
@@ -23,7 +21,7 @@ SNIPPET_CHARS = 200
 
 def normalise(text):
     """Lower-case and collapse whitespace: the form that defines "the same text"."""
-    return _WS_RE.sub(" ", text).strip().lower()
+    return " ".join(text.split()).lower()
 
 
 def text_hash(text):
@@ -123,7 +121,7 @@ def make_document(*, doc_id, text, shard, fmt, position, url=None, crawl_date=No
         "text": text,
         "text_hash": text_hash(text),
         "n_chars": len(text),
-        "n_words": len(WORD_RE.findall(text)),
+        "n_words": None,  # filled by the shard pass, which tokenises the text anyway
         "metadata": json.dumps(metadata, sort_keys=True, ensure_ascii=False, default=str)
         if metadata else None,
     }

@@ -105,7 +105,11 @@ class AuditShard(beam.DoFn):
         yield beam.pvalue.TaggedOutput(COUNTS, counts)
 
     def _flush(self, batch, shard_index, first_row, writer, counts):
-        shingles = [self.hasher.shingles(row["text"]) for row in batch]
+        shingles = []
+        for row in batch:
+            wh = self.hasher.word_hashes(row["text"])
+            row["n_words"] = len(wh)
+            shingles.append(self.hasher.shingles(row["text"], wh))
         too_short = np.array([len(s) < self.config.min_shingles for s in shingles])
         for row, short in zip(batch, too_short):
             row["too_short"] = bool(short)
