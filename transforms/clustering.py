@@ -120,8 +120,7 @@ class _Step(beam.DoFn):
             yield from graph.split_by_partition(self.num_partitions, child, child, parent)
         else:
             child, parent = graph.small_star(u, v)
-            a, b = graph.both_directions(child, parent)
-            yield from graph.split_by_partition(self.num_partitions, a, a, b)
+            yield from _undirected((child, parent), self.num_partitions)
 
 
 class _ResolveRoots(beam.DoFn):
@@ -144,22 +143,35 @@ class _ResolveRoots(beam.DoFn):
                 f"({problems}); rerun with a larger --cc-rounds")
         if not attrs:
             return
-        a_nodes = np.concatenate([a[0] for a in attrs])
-        a_words = np.concatenate([a[1] for a in attrs])
-        a_ids = np.concatenate([a[2] for a in attrs])
+        a_nodes, a_words, a_ids = (np.concatenate([a[i] for a in attrs]) for i in range(3))
         order = np.argsort(a_nodes)
-        a_nodes, a_words, a_ids = a_nodes[order], a_words[order], a_ids[order]
+        a_nodes = a_nodes[order]
         # Members: every child (root = its parent) and every root (root = itself).
         is_marker = child == parent
         nodes = np.concatenate([child[~is_marker], np.unique(parent[is_marker])])
         roots = np.concatenate([parent[~is_marker], np.unique(parent[is_marker])])
-        if len(nodes) == 0:
-            return
-        pos = np.searchsorted(a_nodes, nodes)
-        if np.any(pos >= len(a_nodes)) or np.any(a_nodes[np.minimum(pos, len(a_nodes) - 1)] != nodes):
-            raise RuntimeError("a clustered node has no document attributes")
-        yield from graph.split_by_partition(
-            self.num_partitions, roots, roots, nodes, a_words[pos], a_ids[pos])
+        if len(nodes):
+            yield from graph.split_by_partition(
+                self.num_partitions, roots, roots, nodes,
+                graph.lookup(a_nodes, a_words[order], nodes), graph.lookup(a_nodes, a_ids[order], nodes))
+
+
+def _key_by_source(edges, num_partitions):
+    src, dst = edges
+    return graph.split_by_partition(num_partitions, src, src, dst)
+
+
+def _undirected(edges, num_partitions):
+    """Both directions of every edge, keyed by the partition of the first node."""
+    a, b = graph.both_directions(*edges)
+    return graph.split_by_partition(num_partitions, a, a, b)
+
+
+def _downward(element):
+    """The last small-star emitted both directions: keep (child, parent) with child > parent."""
+    _, (a, b) = element
+    down = a > b
+    return a[down], b[down]
 
 
 def _mark_roots(batch, num_partitions):
@@ -180,11 +192,12 @@ def _representatives(element):
 
 
 class NearDuplicateClusters(beam.PTransform):
-    """(band batches, exact-key batches, attribute batches) → per-shard annotations.
+    """(band, exact-key, signature, attribute batches) → per-shard cluster annotations.
 
     Inputs are PCollections of (partition, arrays) from the shard pass: band keys and
-    exact-text keys (partitioned by key), signatures and attributes (partitioned by node). Output is a dict with
-    `annotations`: (shard index, (kind, rows, ...)) and `counts`: dicts of statistics.
+    exact-text keys (partitioned by key), signatures and attributes (partitioned by node).
+    Output is a dict with `annotations`: (shard index, (kind, rows, ...)) and `counts`:
+    dicts of statistics.
     """
 
     def __init__(self, num_partitions, rounds, max_bucket_size, verify_threshold=0.0):
@@ -210,9 +223,9 @@ class NearDuplicateClusters(beam.PTransform):
             # Two joins with the signatures, keyed by source then destination partition:
             # a chance collision of one band never links two documents by itself.
             tagged_sigs = sigs | "TagSignatures" >> beam.Map(_tag("sig"))
-            with_src = ((candidates | "KeyBySource" >> beam.FlatMap(
-                            lambda e: graph.split_by_partition(P, e[0], *e)) | "TagBySource" >> beam.Map(_tag("edge")),
-                         tagged_sigs)
+            with_src = ((candidates
+                         | "KeyBySource" >> beam.FlatMap(_key_by_source, P)
+                         | "TagBySource" >> beam.Map(_tag("edge")), tagged_sigs)
                         | "CandidatesAndSignatures" >> beam.Flatten()
                         | "GroupBySource" >> beam.GroupByKey()
                         | "AttachSourceSignature" >> beam.ParDo(_AttachSourceSignature(P))
@@ -226,17 +239,14 @@ class NearDuplicateClusters(beam.PTransform):
         edges = (candidates, ex.edges) | "AllEdges" >> beam.Flatten()
 
         # Large-star wants both directions of every edge, keyed by node.
-        step = edges | "Undirected" >> beam.FlatMap(
-            lambda e: graph.split_by_partition(P, graph.both_directions(*e)[0], *graph.both_directions(*e)))
+        step = edges | "Undirected" >> beam.FlatMap(_undirected, P)
         for r in range(self.rounds):
             step = (step
                     | f"GroupLarge{r}" >> beam.GroupByKey()
                     | f"LargeStar{r}" >> beam.ParDo(_Step("large", P))
                     | f"GroupSmall{r}" >> beam.GroupByKey()
                     | f"SmallStar{r}" >> beam.ParDo(_Step("small", P)))
-        # The last small-star emitted both directions; keep child > parent for the check.
-        stars = step | "StarEdges" >> beam.Map(
-            lambda e: (e[1][0][e[1][0] > e[1][1]], e[1][1][e[1][0] > e[1][1]]))
+        stars = step | "StarEdges" >> beam.Map(_downward)
         marked = stars | "MarkRoots" >> beam.FlatMap(_mark_roots, P)
         attr_items = attrs | "TagAttrs" >> beam.Map(_tag("attr"))
         members = ((marked, attr_items)
