@@ -5,15 +5,16 @@ import uuid
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from corpus_audit.schemas import SCHEMA_VERSION
-from corpus_audit.transforms import shard_pass
+from corpus_audit.transforms import known_index, known_outputs, shard_pass
 from corpus_audit.transforms.clustering import NearDuplicateClusters
 from corpus_audit.transforms.shard_io import expand_inputs
 from corpus_audit.transforms.write_documents import WriteDocuments, write_dead_letters
 
-OUTPUT_PATTERNS = ("documents-*.parquet", "dead_letters-*.parquet", "audit.json")
+OUTPUT_PATTERNS = ("documents-*.parquet", "dead_letters-*.parquet", "audit.json",
+                   "known_outputs_index/*")
 
 
 def merge_counts(dicts):
@@ -55,8 +56,9 @@ def existing_outputs(output_dir):
     return found
 
 
-def build_pipeline(p, shards, output_dir, staging_dir, settings):
-    """The audit graph. `shards` is the sorted list of input paths."""
+def build_pipeline(p, shards, output_dir, staging_dir, settings, index=None):
+    """The audit graph. `shards` is the sorted list of input paths; `index` is
+    (directory, manifest) of the known-output index, or None."""
     cfg = settings.minhash
     n = len(shards)
     stage = (p
@@ -66,17 +68,38 @@ def build_pipeline(p, shards, output_dir, staging_dir, settings):
              | "ReadAndStageShards" >> beam.ParDo(shard_pass.AuditShard(
                  staging_dir, cfg, settings.partitions, settings.max_doc_bytes, n,
                  fmt=settings.format, progress=settings.progress,
+                 ngram_config=settings.ngram if index else None,
              )).with_outputs(*shard_pass.OUTPUTS, main=shard_pass.BANDS))
 
-    clusters = ((stage[shard_pass.BANDS], stage[shard_pass.EXACT], stage[shard_pass.SIGS],
-                 stage[shard_pass.ATTRS])
+    bands, sigs = stage[shard_pass.BANDS], stage[shard_pass.SIGS]
+    if index:
+        index_dir, manifest = index
+        entries = (p
+                   | "ListIndexParts" >> beam.Create([(i, part["file"]) for i, part in enumerate(manifest["parts"])])
+                   | "SpreadIndexParts" >> beam.Reshuffle()
+                   | "ReadIndexParts" >> beam.ParDo(known_outputs.ReadIndexPart(
+                       index_dir, cfg, settings.partitions)).with_outputs(
+                           known_outputs.SIGS, known_outputs.NGRAMS, known_outputs.ATTRS,
+                           main=known_outputs.BANDS))
+        bands = (bands, entries[known_outputs.BANDS]) | "CrawlAndIndexBands" >> beam.Flatten()
+        sigs = (sigs, entries[known_outputs.SIGS]) | "CrawlAndIndexSignatures" >> beam.Flatten()
+
+    clusters = ((bands, stage[shard_pass.EXACT], sigs, stage[shard_pass.ATTRS])
                 | "NearDuplicateClusters" >> NearDuplicateClusters(
                     settings.partitions, settings.cc_rounds, cfg.max_bucket_size,
-                    cfg.verify_threshold))
+                    cfg.verify_threshold, with_known_outputs=bool(index)))
+    annotations = clusters["annotations"]
+    if index:
+        known = ((clusters["known_similarities"], stage[shard_pass.NGRAMS], stage[shard_pass.NGRAM_TOTALS],
+                  entries[known_outputs.NGRAMS], entries[known_outputs.ATTRS])
+                 | "KnownOutputMatches" >> known_outputs.KnownOutputMatches(
+                     settings.partitions, settings.similarity_threshold, settings.containment_threshold))
+        annotations = (annotations, known) | "AllAnnotations" >> beam.Flatten()
 
-    written = ({"staged": stage[shard_pass.STAGED], "annotations": clusters["annotations"]}
+    written = ({"staged": stage[shard_pass.STAGED], "annotations": annotations}
                | "JoinAnnotationsByShard" >> beam.CoGroupByKey()
-               | "WriteDocuments" >> beam.ParDo(WriteDocuments(output_dir, staging_dir, n)))
+               | "WriteDocuments" >> beam.ParDo(WriteDocuments(output_dir, staging_dir, n,
+                                                               known_checked=bool(index))))
 
     dead = (stage[shard_pass.DEAD]
             | "CollectDeadLetters" >> beam.combiners.ToList()
@@ -101,7 +124,7 @@ def _read_text(path):
         return f.read().decode("utf-8")
 
 
-def summarise(counts, shards, settings, seconds):
+def summarise(counts, shards, settings, seconds, index=None):
     """audit.json: what was read, written, dropped and clustered, and the invariant."""
     dead_by_reason = {k.split(".", 1)[1]: v for k, v in sorted(counts.items())
                       if k.startswith("dead_letter.")}
@@ -128,12 +151,48 @@ def summarise(counts, shards, settings, seconds):
         "candidate_pairs_rejected": counts.get("candidate_pairs_rejected", 0),
         "minhash": settings.minhash.to_dict(),
         "cc_rounds": settings.cc_rounds,
+        "known_outputs": None if index is None else {
+            "index": index[0],
+            "entries": index[1]["entries"],
+            "models": known_index.models_of(index[1]),
+            "documents_matched": sum(v for k, v in counts.items() if k.startswith("known_kind.")),
+            "matched_by_kind": {k.split(".", 1)[1]: v for k, v in sorted(counts.items())
+                                if k.startswith("known_kind.")},
+            "matched_by_model": {k.split(".", 1)[1]: v for k, v in sorted(counts.items())
+                                 if k.startswith("known_match.")},
+            "candidate_pairs": counts.get("known_candidate_pairs", 0),
+            "similarity_threshold": settings.similarity_threshold,
+            "containment_threshold": settings.containment_threshold,
+        },
         "seconds": round(seconds, 3),
         "documents_per_second": round(read / seconds, 1) if seconds > 0 else None,
     }
     if read != docs + dead:
         raise RuntimeError(f"records read ({read}) != documents written ({docs}) + dead letters ({dead})")
     return summary
+
+
+def open_known_outputs(settings, beam_args, output_dir):
+    """(index dir, manifest) checked for use, or None. A glob of output files is indexed
+    first, into OUTPUT/known_outputs_index. Raises KnownIndexError before any audit work."""
+    if not settings.known_outputs:
+        return None
+    location = settings.known_outputs.rstrip("/")
+    if not FileSystems.exists(known_index.manifest_path(location)):
+        if not any(ch in location for ch in "*?[") and not FileSystems.match([location])[0].metadata_list:
+            raise known_index.KnownIndexError(f"--known-outputs {location}: no index and no files there")
+        from corpus_audit.pipelines.index import build_or_add
+
+        built = FileSystems.join(output_dir, "known_outputs_index")
+        if FileSystems.exists(built):  # only reached with --overwrite: stale_outputs() saw it
+            FileSystems.delete([built])
+        raw = type(settings)(**{**settings.__dict__, "inputs": [location], "overwrite": False})
+        build_or_add(raw, beam_args, built, append=False, progress=settings.progress)
+        location = built
+    manifest = known_index.read_manifest(location)
+    known_index.check_compatible(manifest, known_index.index_params(settings.minhash, settings.ngram), location)
+    known_index.check_parts(manifest, location)
+    return location, manifest
 
 
 def run_audit(settings, beam_args):
@@ -151,13 +210,12 @@ def run_audit(settings, beam_args):
     FileSystems.mkdirs(staging_dir) if not FileSystems.exists(staging_dir) else None
 
     options = PipelineOptions(beam_args)
-    if settings.setup_file:
-        options.view_as(SetupOptions).setup_file = settings.setup_file
     try:
+        index = open_known_outputs(settings, beam_args, output_dir)
         with beam.Pipeline(runner=make_runner(options), options=options) as p:
-            counts_path = build_pipeline(p, shards, output_dir, staging_dir, settings)
+            counts_path = build_pipeline(p, shards, output_dir, staging_dir, settings, index)
         counts = json.loads(_read_text(counts_path))
-        summary = summarise(counts, shards, settings, time.monotonic() - start)
+        summary = summarise(counts, shards, settings, time.monotonic() - start, index)
         _write_text(FileSystems.join(output_dir, "audit.json"), json.dumps(summary, indent=2) + "\n")
     finally:
         FileSystems.delete([staging_dir]) if FileSystems.exists(staging_dir) else None

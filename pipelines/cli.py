@@ -23,12 +23,14 @@ logging.getLogger().addFilter(_DropOptionalGcpWarning())
 # Local worker processes relay a harmless start-up warning through this logger.
 logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(logging.ERROR)
 
+from corpus_audit.transforms.known_index import KnownIndexError, NgramConfig
 from corpus_audit.transforms.minhash import MinHashConfig
 from corpus_audit.transforms.records import DEFAULT_MAX_DOC_BYTES
 from corpus_audit.transforms.shard_io import FORMATS
 
 SAMPLE_DIR = os.path.join(os.path.dirname(__file__), "sample_crawl")
 SAMPLE_INPUTS = [os.path.join(SAMPLE_DIR, "*.warc*"), os.path.join(SAMPLE_DIR, "*.jsonl*")]
+SAMPLE_KNOWN_OUTPUTS = os.path.join(SAMPLE_DIR, "known_outputs", "*.jsonl*")
 
 
 @dataclass
@@ -41,8 +43,26 @@ class AuditSettings:
     partitions: int = 8
     cc_rounds: int = 12
     max_doc_bytes: int = DEFAULT_MAX_DOC_BYTES
-    setup_file: str = None
     minhash: MinHashConfig = field(default_factory=MinHashConfig)
+    ngram: NgramConfig = field(default_factory=NgramConfig)
+    known_outputs: str = None
+    similarity_threshold: float = 0.5
+    containment_threshold: float = 0.3
+
+
+def _add_hash_args(ap):
+    """MinHash and n-gram parameters: an index and the audits that use it must agree."""
+    d, n = MinHashConfig(), NgramConfig()
+    g = ap.add_argument_group("hashing (an index and its audits must use the same values)")
+    g.add_argument("--shingle-size", type=int, default=d.shingle_size, help="words per shingle (default %(default)s)")
+    g.add_argument("--bands", type=int, default=d.num_bands, help="LSH bands (default %(default)s)")
+    g.add_argument("--rows", type=int, default=d.rows_per_band, help="rows per band (default %(default)s)")
+    g.add_argument("--seed", type=int, default=d.seed, help="hash seed (default %(default)s)")
+    g.add_argument("--ngram-size", type=int, default=n.ngram_size,
+                   help="words per n-gram for known-output containment (default %(default)s)")
+    g.add_argument("--ngram-sample", type=int, default=n.ngram_sample,
+                   help="keep 1 in this many n-grams, chosen by hash (default %(default)s)")
+    return g
 
 
 def _add_audit_args(ap):
@@ -53,11 +73,17 @@ def _add_audit_args(ap):
     ap.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     ap.add_argument("--max-doc-bytes", type=int, default=DEFAULT_MAX_DOC_BYTES,
                     help="records larger than this become dead letters (default %(default)s)")
-    g = ap.add_argument_group("near-duplicate clustering")
-    g.add_argument("--shingle-size", type=int, default=d.shingle_size, help="words per shingle (default %(default)s)")
-    g.add_argument("--bands", type=int, default=d.num_bands, help="LSH bands (default %(default)s)")
-    g.add_argument("--rows", type=int, default=d.rows_per_band, help="rows per band (default %(default)s)")
-    g.add_argument("--seed", type=int, default=d.seed, help="hash seed (default %(default)s)")
+    k = ap.add_argument_group("known model outputs")
+    k.add_argument("--known-outputs",
+                   help="index directory (corpus-audit index build), or a glob of output files "
+                        "(JSONL/Parquet with text, id, model) indexed on the fly")
+    k.add_argument("--similarity-threshold", type=float, default=0.5,
+                   help="estimated Jaccard with an output that makes a document a near copy (default %(default)s)")
+    k.add_argument("--containment-threshold", type=float, default=0.3,
+                   help="share of a document's n-grams found in known outputs that makes it a match "
+                        "(default %(default)s)")
+    g = _add_hash_args(ap)
+    g.title = "near-duplicate clustering and hashing"
     g.add_argument("--verify-threshold", type=float, default=d.verify_threshold,
                    help="candidate pairs need at least this estimated Jaccard; 0 keeps every LSH "
                         "collision (default %(default)s)")
@@ -70,18 +96,24 @@ def _add_audit_args(ap):
     g.add_argument("--cc-rounds", type=int, default=12,
                    help="large-star/small-star rounds; the run fails loudly if they do not suffice "
                         "(default %(default)s)")
-    ap.add_argument("--setup-file", help="setup.py to ship to remote workers (Beam --setup_file)")
 
 
-def _settings(args, inputs):
+def _settings(args, inputs, output):
+    d = MinHashConfig()
     return AuditSettings(
-        inputs=inputs, output=args.output, format=args.format, overwrite=args.overwrite,
-        progress=not args.quiet, partitions=args.partitions, cc_rounds=args.cc_rounds,
-        max_doc_bytes=args.max_doc_bytes, setup_file=args.setup_file,
+        inputs=inputs, output=output, format=args.format, overwrite=args.overwrite,
+        progress=not args.quiet, partitions=getattr(args, "partitions", 8),
+        cc_rounds=getattr(args, "cc_rounds", 12),
+        max_doc_bytes=getattr(args, "max_doc_bytes", DEFAULT_MAX_DOC_BYTES),
         minhash=MinHashConfig(shingle_size=args.shingle_size, num_bands=args.bands,
                               rows_per_band=args.rows, seed=args.seed,
-                              verify_threshold=args.verify_threshold,
-                              min_shingles=args.min_shingles, max_bucket_size=args.max_bucket_size),
+                              verify_threshold=getattr(args, "verify_threshold", d.verify_threshold),
+                              min_shingles=getattr(args, "min_shingles", d.min_shingles),
+                              max_bucket_size=getattr(args, "max_bucket_size", d.max_bucket_size)),
+        ngram=NgramConfig(ngram_size=args.ngram_size, ngram_sample=args.ngram_sample, seed=args.seed),
+        known_outputs=getattr(args, "known_outputs", None),
+        similarity_threshold=getattr(args, "similarity_threshold", 0.5),
+        containment_threshold=getattr(args, "containment_threshold", 0.3),
     )
 
 
@@ -94,6 +126,11 @@ def print_summary(summary, out=sys.stdout):
     print(f"near-dup clusters {summary['clusters']:,} holding {summary['duplicates']:,} duplicates "
           f"({summary['exact_dup_documents']:,} documents with an exact copy)", file=out)
     print(f"too short to hash {summary['too_short_documents']:,}", file=out)
+    known = summary.get("known_outputs")
+    if known:
+        kinds = ", ".join(f"{k} {v}" for k, v in known["matched_by_kind"].items()) or "none"
+        print(f"known outputs     {known['documents_matched']:,} documents match the "
+              f"{known['entries']:,} outputs in {known['index']} ({kinds})", file=out)
     print(f"seconds           {summary['seconds']} ({summary['documents_per_second']} records/s)", file=out)
 
 
@@ -116,9 +153,46 @@ def build_parser():
                                    "shards of MIT-licensed human and machine texts with planted "
                                    "near-duplicates).")
     _add_audit_args(d)
+    ix = sub.add_parser("index", help="build, extend or describe an index of known model outputs",
+                        description="An index of known model outputs (JSONL/Parquet files with text, id, "
+                                    "model; optional prompt, created) that `audit --known-outputs` matches "
+                                    "crawl documents against.")
+    isub = ix.add_subparsers(dest="index_command", required=True)
+    for name, text in (("build", "create a new index from output files"),
+                       ("add", "append output files to an existing index; existing parts stay untouched")):
+        b = isub.add_parser(name, help=text, description=text)
+        b.add_argument("--input", action="append", required=True, help="glob of output files; repeat for more")
+        b.add_argument("--index", required=True, help="index directory (any Beam filesystem)")
+        b.add_argument("--format", choices=FORMATS, help="force the input format")
+        b.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+        if name == "build":
+            b.add_argument("--overwrite", action="store_true", help="replace an existing index")
+            _add_hash_args(b)
+    info = isub.add_parser("info", help="entries, models, size on disk and parameters of an index")
+    info.add_argument("--index", required=True)
     s = sub.add_parser("schema", help="print the documented output schema as a Markdown table")
     s.add_argument("--dead-letters", action="store_true", help="the dead-letter schema instead")
     return ap
+
+
+def _index_command(args, beam_args):
+    from corpus_audit.pipelines.index import build_or_add, index_info
+    from corpus_audit.transforms.known_index import models_of, read_manifest
+
+    if args.index_command == "info":
+        print(json.dumps(index_info(args.index), indent=2))
+        return 0
+    if args.index_command == "add":
+        # An append must hash exactly as the index was built.
+        p = read_manifest(args.index)["params"]
+        args.shingle_size, args.bands, args.rows, args.seed = (p["shingle_size"], p["num_bands"],
+                                                               p["rows_per_band"], p["seed"])
+        args.ngram_size, args.ngram_sample, args.overwrite = p["ngram_size"], p["ngram_sample"], False
+    manifest, dead = build_or_add(_settings(args, args.input, None), beam_args, args.index,
+                                  append=args.index_command == "add", progress=not args.quiet)
+    print(f"index {args.index}: {manifest['entries']:,} outputs from {len(manifest['parts'])} part(s), "
+          f"models {json.dumps(models_of(manifest))}; {dead} dead letter(s); {manifest['seconds']} s")
+    return 0
 
 
 def main(argv=None):
@@ -132,21 +206,27 @@ def main(argv=None):
     if unknown:
         print(f"corpus-audit: unexpected arguments: {' '.join(unknown)}", file=sys.stderr)
         return 2
+    try:
+        if args.command == "index":
+            return _index_command(args, beam_args)
+        return _audit_command(args, beam_args)
+    except (FileNotFoundError, FileExistsError, KnownIndexError, ValueError) as exc:
+        print(f"corpus-audit: {exc}", file=sys.stderr)
+        return 2
+
+
+def _audit_command(args, beam_args):
     from corpus_audit.pipelines.audit import run_audit
 
     inputs = args.input if args.command == "audit" else SAMPLE_INPUTS
+    settings = _settings(args, inputs, args.output)
+    if args.command == "demo" and not settings.known_outputs:
+        settings.known_outputs = SAMPLE_KNOWN_OUTPUTS
     if not args.quiet:
         print(f"[corpus-audit] auditing {', '.join(inputs)} -> {args.output}", file=sys.stderr)
-    try:
-        summary = run_audit(_settings(args, inputs), beam_args)
-    except (FileNotFoundError, FileExistsError, ValueError) as exc:
-        print(f"corpus-audit: {exc}", file=sys.stderr)
-        return 2
+    summary = run_audit(settings, beam_args)
     print_summary(summary)
     print(f"results in {args.output}", file=sys.stdout)
-    if args.command == "demo":
-        print(json.dumps({k: summary[k] for k in ("records_read", "documents_written", "dead_letters",
-                                                   "clusters", "duplicates")}))
     return 0
 
 

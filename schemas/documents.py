@@ -6,7 +6,7 @@ check the version stored in the file metadata instead of guessing from column na
 """
 import pyarrow as pa
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 _TS = pa.timestamp("ms", tz="UTC")
 
@@ -43,6 +43,21 @@ DEDUP_COLUMNS = [
      "Too few word shingles for MinHash: clustered by exact text only."),
 ]
 
+KNOWN_OUTPUT_COLUMNS = [
+    ("known_similarity", pa.float32(), True,
+     "Best estimated Jaccard with a known model output (verified on the MinHash signature; "
+     "candidates below 0.4 count as 0); null when the audit had no known-output index."),
+    ("known_containment", pa.float32(), True,
+     "Share of the document's sampled word 8-grams that occur in known outputs; null without an index."),
+    ("known_match_id", pa.string(), True,
+     "Id of the known output the document copies (near copy first, else the output it shares "
+     "most n-grams with), or null when it matches none."),
+    ("known_match_model", pa.string(), True, "Model that produced `known_match_id`."),
+    ("known_match_kind", pa.string(), True,
+     "near_copy (known_similarity ≥ --similarity-threshold) | contains (known_containment ≥ "
+     "--containment-threshold) | null."),
+]
+
 DEAD_LETTER_COLUMNS = [
     ("source_shard", pa.string(), False, "Path of the shard."),
     ("source_format", pa.string(), False, "Format the shard was read as."),
@@ -68,7 +83,7 @@ def _schema(columns, kind):
 
 STAGED_SCHEMA = _schema(SOURCE_COLUMNS + [c for c in DEDUP_COLUMNS if c[0] == "too_short"],
                         "staged_documents")
-DOCUMENT_SCHEMA = _schema(SOURCE_COLUMNS + DEDUP_COLUMNS, "documents")
+DOCUMENT_SCHEMA = _schema(SOURCE_COLUMNS + DEDUP_COLUMNS + KNOWN_OUTPUT_COLUMNS, "documents")
 DEAD_LETTER_SCHEMA = _schema(DEAD_LETTER_COLUMNS, "dead_letters")
 
 

@@ -75,10 +75,25 @@ def warc_record(url, date, body, record_id):
 
 def main():
     rng = random.Random(20240518)
-    texts = pick_texts(rng, 240)
+    texts = pick_texts(rng, 280)
+    texts, unseen = texts[:240], texts[240:]
     docs = []  # (id, text, site, planted-from or None)
     for r in texts:
         docs.append((r["id"], r["text"], rng.choice(SITES), None))
+    # Known model outputs: half of the crawl's machine texts, plus outputs the crawl lacks;
+    # a few human pages get a passage pasted from a known output.
+    machine = [r for r in texts if r["label"] == "machine"]
+    known = sorted(rng.sample(machine, len(machine) // 2) + [r for r in unseen if r["label"] == "machine"],
+                   key=lambda r: r["id"])
+    humans = [r for r in texts if r["label"] == "human"]
+    pasted = []
+    for i, (host, src) in enumerate(zip(rng.sample(humans, 6), rng.sample(known, 6))):
+        host_words, block = host["text"].split(), " ".join(src["text"].split())
+        text = " ".join(host_words[: len(host_words) // 2]) + " " + block + " " + " ".join(
+            host_words[len(host_words) // 2:])
+        doc_id = f"{host['id'][:12]}-pasted-{i}"
+        pasted.append((doc_id, src["id"]))
+        docs.append((doc_id, text, rng.choice(SITES), None))
     for i, r in enumerate(rng.sample(texts, 40)):
         kind = ["repost", "boilerplate", "edits", "truncated"][i % 4]
         docs.append((f"{r['id'][:12]}-{kind}", near_duplicate(rng, r["text"], kind), rng.choice(SITES), r["id"]))
@@ -105,8 +120,14 @@ def main():
         shutil.copyfile(os.path.join(DATA, "warc", name), os.path.join(OUT, name))
     planted = sorted((d, src) for d, _, _, src in docs if src)
     with open(os.path.join(OUT, "planted.json"), "w") as f:
-        json.dump(planted, f, indent=0)
-    print(f"{len(docs)} documents ({len(planted)} planted near-duplicates) in {OUT}", file=sys.stderr)
+        json.dump({"near_duplicates": planted,
+                   "pasted_outputs": sorted(pasted)}, f, indent=0)
+    os.makedirs(os.path.join(OUT, "known_outputs"))
+    lines = [json.dumps({"id": r["id"], "text": r["text"], "model": r["generator"]}) for r in known]
+    with open(os.path.join(OUT, "known_outputs", "sample-model-outputs.jsonl.gz"), "wb") as f:
+        f.write(gzip.compress(("\n".join(lines) + "\n").encode("utf-8"), mtime=0))
+    print(f"{len(docs)} documents ({len(planted)} planted near-duplicates, {len(pasted)} pasted outputs), "
+          f"{len(known)} known outputs in {OUT}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import WARC_DIR, read_audit, read_documents, run_cli, write_jsonl
 from corpus_audit.pipelines.cli import SAMPLE_DIR
-from corpus_audit.schemas import DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA
+from corpus_audit.schemas import DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA, SCHEMA_VERSION
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def test_demo_writes_documented_schema_and_counts(demo_out):
     for f in files:
         schema = pq.read_schema(f)
         assert schema.equals(DOCUMENT_SCHEMA, check_metadata=False)
-        assert schema.metadata[b"corpus_audit.schema_version"] == b"1"
+        assert schema.metadata[b"corpus_audit.schema_version"] == SCHEMA_VERSION.encode()
         assert pq.ParquetFile(f).metadata.row_group(0).column(0).compression == "ZSTD"
     audit = read_audit(out)
     assert audit["records_read"] == audit["documents_written"] + audit["dead_letters"]
@@ -46,7 +46,7 @@ def test_planted_near_duplicates_share_their_source_cluster(demo_out):
                                 "exact_dup"]).to_pylist()
     # WARC documents are named by their WARC-Record-ID; the sample's URLs end in the text's id.
     by_id = {r["url"].rsplit("/", 1)[-1]: r for r in rows if r["url"] and "example." in r["url"]}
-    planted = json.load(open(os.path.join(SAMPLE_DIR, "planted.json")))
+    planted = json.load(open(os.path.join(SAMPLE_DIR, "planted.json")))["near_duplicates"]
     assert len(planted) == 40
     for dup, source in planted:
         assert by_id[dup]["cluster_id"] == by_id[source]["cluster_id"], dup
@@ -61,6 +61,20 @@ def test_planted_near_duplicates_share_their_source_cluster(demo_out):
         assert sum(m["is_representative"] for m in members) == 1
         assert all(m["cluster_size"] == len(members) for m in members)
         assert cid in {m["doc_id"] for m in members}
+
+
+def test_demo_finds_the_pasted_and_copied_known_outputs(demo_out):
+    out, proc = demo_out
+    rows = read_documents(out, ["url", "known_match_id", "known_match_kind", "known_containment"]).to_pylist()
+    by_id = {r["url"].rsplit("/", 1)[-1]: r for r in rows if r["url"] and "example." in r["url"]}
+    pasted = json.load(open(os.path.join(SAMPLE_DIR, "planted.json")))["pasted_outputs"]
+    assert len(pasted) == 6
+    for doc, output in pasted:
+        assert by_id[doc]["known_match_id"] == output
+    known = read_audit(out)["known_outputs"]
+    assert known["documents_matched"] >= 40 and known["matched_by_kind"]["contains"] >= 3
+    assert "known outputs" in proc.stdout
+    assert os.path.exists(out / "known_outputs_index" / "index.json")
 
 
 def test_same_input_gives_identical_parquet_and_worker_count_does_not_matter(demo_out, tmp_path):

@@ -82,3 +82,32 @@ def test_split_by_partition_keeps_rows_together_and_is_stable():
     for p, (k, v) in parts:
         assert np.array_equal(v, k * U(2))
         assert set(graph.partition_of(k, 8).tolist()) == {p}
+
+
+E = U(1 << 63)
+
+
+def test_known_candidates_pair_documents_with_the_smallest_entry_of_their_bucket():
+    docs, entries = graph.known_candidates(
+        np.array([5, 5, 7, 9], dtype=U), np.array([1, 2, 3, 4], dtype=U),
+        np.array([5, 5, 9], dtype=U), np.array([E | U(3), E | U(2), E | U(8)], dtype=U))
+    assert list(zip(docs.tolist(), (entries & ~E).tolist())) == [(1, 2), (2, 2), (4, 8)]
+
+
+def test_ngram_hits_count_shared_samples_and_skip_stock_phrases_for_attribution():
+    doc_h = np.array([10, 11, 12, 10, 20], dtype=U)
+    doc_n = np.array([1, 1, 1, 2, 2], dtype=U)
+    ent_h = np.array([10, 10, 12, 13, 20, 20, 20], dtype=U)
+    ent_n = np.array([E | U(1), E | U(2), E | U(1), E | U(3), E | U(4), E | U(5), E | U(6)], dtype=U)
+    (nodes, hits), (pd, pe, pc) = graph.ngram_hits(doc_h, doc_n, ent_h, ent_n, max_entries_per_ngram=2)
+    assert dict(zip(nodes.tolist(), hits.tolist())) == {1: 2, 2: 2}  # n-gram 20 counts as a hit...
+    pairs = {(int(d), int(e & ~E)): int(c) for d, e, c in zip(pd, pe, pc)}
+    assert pairs == {(1, 1): 2, (1, 2): 1, (2, 1): 1, (2, 2): 1}  # ...but names no output
+
+
+def test_sum_by_key_and_best_by_node():
+    nodes, sums = graph.sum_by_key(np.array([1, 2, 3]), np.array([7, 5, 7], dtype=U))
+    assert nodes.tolist() == [5, 7] and sums.tolist() == [2, 4]
+    n, t, s = graph.best_by_node(np.array([1, 1, 2], dtype=U), np.array([7, 5, 9], dtype=U),
+                                 np.array([0.5, 0.5, 0.9]))
+    assert n.tolist() == [1, 2] and t.tolist() == [5, 9] and s.tolist() == [0.5, 0.9]

@@ -8,7 +8,7 @@ node id (component rounds), so no worker holds all buckets or all edges.
 import apache_beam as beam
 import numpy as np
 
-from corpus_audit.transforms import graph
+from corpus_audit.transforms import graph, known_index
 
 ANNOTATION_CLUSTER = "cluster"
 ANNOTATION_EXACT = "exact"
@@ -30,6 +30,13 @@ class _BucketsToEdges(beam.DoFn):
     def process(self, element):
         _, batches = element
         keys, nodes = _concat(list(batches), 2)
+        entries = known_index.is_entry(nodes)
+        if entries.any():  # known outputs share the band shuffle: pair documents with them
+            doc_src, entry_dst = graph.known_candidates(keys[~entries], nodes[~entries],
+                                                        keys[entries], nodes[entries])
+            if len(doc_src):
+                yield doc_src, entry_dst
+            keys, nodes = keys[~entries], nodes[~entries]
         src, dst, stats = graph.bucket_edges(keys, nodes, None if self.exact else self.max_bucket_size)
         if len(src):
             yield (src, dst)
@@ -43,6 +50,8 @@ class _BucketsToEdges(beam.DoFn):
 
 def _by_shard(nodes, *columns):
     """Split node-indexed columns by shard (node >> 32) into (shard, (rows, *columns))."""
+    if len(nodes) == 0:
+        return
     shards = (nodes >> np.uint64(32)).astype(np.int64)
     rows = (nodes & np.uint64(0xFFFFFFFF)).astype(np.int64)
     order = np.argsort(shards, kind="stable")
@@ -70,10 +79,14 @@ class _AttachSourceSignature(beam.DoFn):
 
 
 class _VerifyEdges(beam.DoFn):
-    """Per node partition: keep the candidate edges whose signatures agree enough."""
+    """Per node partition: keep the candidate edges whose signatures agree enough.
 
-    def __init__(self, threshold):
+    Edges to known-output entries leave on the `known` output with their agreement, keyed
+    by the document's partition."""
+
+    def __init__(self, threshold, num_partitions):
         self.threshold = threshold
+        self.num_partitions = num_partitions
 
     def process(self, element):
         _, items = element
@@ -83,11 +96,20 @@ class _VerifyEdges(beam.DoFn):
         src, dst = _concat([e[:2] for e in edges], 2)
         sig_src = np.concatenate([e[2] for e in edges])
         nodes, sigs = _sorted_signatures(items)
-        keep = graph.signature_agreement(sig_src, graph.lookup(nodes, sigs, dst)) >= self.threshold
-        yield beam.pvalue.TaggedOutput("counts", {"candidate_pairs": len(src),
-                                                  "candidate_pairs_rejected": int((~keep).sum())})
-        if keep.any():
-            yield src[keep], dst[keep]
+        agreement = graph.signature_agreement(sig_src, graph.lookup(nodes, sigs, dst))
+        keep = agreement >= self.threshold
+        known = known_index.is_entry(dst)
+        dedup = ~known
+        yield beam.pvalue.TaggedOutput("counts", {
+            "candidate_pairs": int(dedup.sum()),
+            "candidate_pairs_rejected": int((dedup & ~keep).sum()),
+            "known_candidate_pairs": int(known.sum())})
+        if (keep & dedup).any():
+            yield src[keep & dedup], dst[keep & dedup]
+        k = keep & known
+        for p, arrays in graph.split_by_partition(self.num_partitions, src[k], src[k], dst[k],
+                                                  agreement[k]):
+            yield beam.pvalue.TaggedOutput("known", (p, ("sim",) + arrays))
 
 
 def _sorted_signatures(items):
@@ -196,16 +218,20 @@ class NearDuplicateClusters(beam.PTransform):
 
     Inputs are PCollections of (partition, arrays) from the shard pass: band keys and
     exact-text keys (partitioned by key), signatures and attributes (partitioned by node).
-    Output is a dict with `annotations`: (shard index, (kind, rows, ...)) and `counts`:
-    dicts of statistics.
+    Known-output entries (ids with the top bit set) may join the band and signature inputs;
+    their verified similarities come out as `known_similarities`. Output is a dict with
+    `annotations`: (shard index, (kind, rows, ...)), `counts`: dicts of statistics, and
+    `known_similarities` (None without known outputs).
     """
 
-    def __init__(self, num_partitions, rounds, max_bucket_size, verify_threshold=0.0):
+    def __init__(self, num_partitions, rounds, max_bucket_size, verify_threshold=0.0,
+                 with_known_outputs=False):
         super().__init__()
         self.num_partitions = num_partitions
         self.rounds = rounds
         self.max_bucket_size = max_bucket_size
         self.verify_threshold = verify_threshold
+        self.with_known_outputs = with_known_outputs
 
     def expand(self, inputs):
         bands, exact, sigs, attrs = inputs
@@ -218,8 +244,8 @@ class NearDuplicateClusters(beam.PTransform):
               | "GroupExactKeys" >> beam.GroupByKey()
               | "ExactBucketsToEdges" >> beam.ParDo(
                   _BucketsToEdges(None, exact=True)).with_outputs("counts", "annotations", main="edges"))
-        candidates, verify_counts = lsh.edges, []
-        if self.verify_threshold > 0:
+        candidates, verify_counts, known = lsh.edges, [], None
+        if self.verify_threshold > 0 or self.with_known_outputs:
             # Two joins with the signatures, keyed by source then destination partition:
             # a chance collision of one band never links two documents by itself.
             tagged_sigs = sigs | "TagSignatures" >> beam.Map(_tag("sig"))
@@ -233,9 +259,9 @@ class NearDuplicateClusters(beam.PTransform):
             verified = ((with_src, tagged_sigs)
                         | "CandidatesAndDestinationSignatures" >> beam.Flatten()
                         | "GroupByDestination" >> beam.GroupByKey()
-                        | "VerifyEdges" >> beam.ParDo(_VerifyEdges(self.verify_threshold)).with_outputs(
-                            "counts", main="edges"))
-            candidates, verify_counts = verified.edges, [verified.counts]
+                        | "VerifyEdges" >> beam.ParDo(_VerifyEdges(self.verify_threshold, P)).with_outputs(
+                            "counts", "known", main="edges"))
+            candidates, verify_counts, known = verified.edges, [verified.counts], verified.known
         edges = (candidates, ex.edges) | "AllEdges" >> beam.Flatten()
 
         # Large-star wants both directions of every edge, keyed by node.
@@ -257,4 +283,4 @@ class NearDuplicateClusters(beam.PTransform):
                    | "ChooseRepresentatives" >> beam.FlatMap(_representatives))
         annotations = (members, ex.annotations) | "AllAnnotations" >> beam.Flatten()
         counts = [lsh.counts, ex.counts] + verify_counts | "ClusterCounts" >> beam.Flatten()
-        return {"annotations": annotations, "counts": counts}
+        return {"annotations": annotations, "counts": counts, "known_similarities": known}

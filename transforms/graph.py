@@ -179,3 +179,70 @@ def choose_representatives(root, node, n_words, doc_id):
     is_rep = np.zeros(len(root), dtype=bool)
     is_rep[rep_index] = True
     return node, doc_id[rep_index][group], sizes[group].astype(np.int32), is_rep
+
+
+def known_candidates(doc_keys, doc_nodes, entry_keys, entry_ids):
+    """(doc, entry) candidate pairs: every document in a bucket that also holds known outputs,
+    paired with the bucket's smallest entry (near-identical outputs share that entry)."""
+    if len(doc_keys) == 0 or len(entry_keys) == 0:
+        return _EMPTY, _EMPTY
+    order = np.lexsort((entry_ids, entry_keys))
+    keys, ids = entry_keys[order], entry_ids[order]
+    first = np.r_[True, keys[1:] != keys[:-1]]
+    keys, ids = keys[first], ids[first]
+    pos = np.minimum(np.searchsorted(keys, doc_keys), len(keys) - 1)
+    hit = keys[pos] == doc_keys
+    return unique_edges(doc_nodes[hit], ids[pos[hit]])
+
+
+def ngram_hits(doc_hashes, doc_nodes, entry_hashes, entry_ids, max_entries_per_ngram):
+    """Sampled n-grams a document shares with known outputs, for one hash partition.
+
+    Returns (hit_nodes, hit_counts): per document, how many of its sampled n-grams occur in
+    any known output; and (pair_docs, pair_entries, pair_counts): per (document, output), how
+    many they share, leaving out n-grams found in more than `max_entries_per_ngram` outputs
+    (stock phrases say nothing about which output was copied).
+    """
+    empty = (_EMPTY, np.empty(0, dtype=np.int64)), (_EMPTY, _EMPTY, np.empty(0, dtype=np.int64))
+    if len(doc_hashes) == 0 or len(entry_hashes) == 0:
+        return empty
+    order = np.lexsort((entry_ids, entry_hashes))
+    e_hash, e_ids = entry_hashes[order], entry_ids[order]
+    keep = np.r_[True, (e_hash[1:] != e_hash[:-1]) | (e_ids[1:] != e_ids[:-1])]
+    e_hash, e_ids = e_hash[keep], e_ids[keep]
+    lo = np.searchsorted(e_hash, doc_hashes, side="left")
+    hi = np.searchsorted(e_hash, doc_hashes, side="right")
+    found = hi > lo
+    if not found.any():
+        return empty
+    hit_nodes, hit_counts = np.unique(doc_nodes[found], return_counts=True)
+    attributable = found & (hi - lo <= max_entries_per_ngram)
+    lo, n = lo[attributable], (hi - lo)[attributable]
+    docs = np.repeat(doc_nodes[attributable], n)
+    starts = np.repeat(lo - np.r_[0, np.cumsum(n)[:-1]], n)
+    entries = e_ids[starts + np.arange(n.sum())]
+    if len(docs) == 0:
+        return (hit_nodes, hit_counts), empty[1]
+    pairs, counts = np.unique(np.stack([docs, entries], axis=1), axis=0, return_counts=True)
+    return (hit_nodes, hit_counts), (pairs[:, 0].copy(), pairs[:, 1].copy(), counts)
+
+
+def best_by_node(nodes, targets, scores):
+    """Per node, the target with the highest score (ties: smallest target)."""
+    if len(nodes) == 0:
+        return _EMPTY, _EMPTY, np.empty(0, dtype=scores.dtype if hasattr(scores, "dtype") else float)
+    order = np.lexsort((targets, -np.asarray(scores, dtype=np.float64), nodes))
+    nodes, targets, scores = nodes[order], targets[order], np.asarray(scores)[order]
+    first = np.r_[True, nodes[1:] != nodes[:-1]]
+    return nodes[first], targets[first], scores[first]
+
+
+def sum_by_key(values, *keys):
+    """Sum `values` over equal keys (one or two uint64 key arrays); keys come back sorted."""
+    if len(values) == 0:
+        return (keys[0] if len(keys) == 1 else keys), np.asarray(values)
+    stacked = np.stack(keys, axis=1)
+    uniq, inverse = np.unique(stacked, axis=0, return_inverse=True)
+    sums = np.bincount(inverse.ravel(), weights=values, minlength=len(uniq)).astype(np.int64)
+    cols = tuple(uniq[:, i].copy() for i in range(len(keys)))
+    return (cols[0] if len(keys) == 1 else cols), sums

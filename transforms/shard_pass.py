@@ -16,6 +16,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from corpus_audit.schemas import STAGED_SCHEMA
 from corpus_audit.transforms import graph
+from corpus_audit.transforms.known_index import NgramSampler
 from corpus_audit.transforms.minhash import MinHasher, exact_key
 from corpus_audit.transforms.readers import read_shard
 from corpus_audit.transforms.records import is_dead_letter
@@ -25,9 +26,11 @@ BANDS = "bands"
 EXACT = "exact"
 SIGS = "signatures"
 ATTRS = "attrs"
+NGRAMS = "ngrams"
+NGRAM_TOTALS = "ngram_totals"
 STAGED = "staged"
 COUNTS = "counts"
-OUTPUTS = (DEAD, EXACT, SIGS, ATTRS, STAGED, COUNTS)
+OUTPUTS = (DEAD, EXACT, SIGS, ATTRS, NGRAMS, NGRAM_TOTALS, STAGED, COUNTS)
 
 BATCH_DOCS = 1000
 PARQUET_COMPRESSION = "zstd"
@@ -59,7 +62,7 @@ class Progress:
 
 class AuditShard(beam.DoFn):
     def __init__(self, staging_dir, minhash_config, num_partitions, max_doc_bytes,
-                 total_shards, fmt=None, progress=True):
+                 total_shards, fmt=None, progress=True, ngram_config=None):
         self.staging_dir = staging_dir
         self.config = minhash_config
         self.num_partitions = num_partitions
@@ -67,9 +70,11 @@ class AuditShard(beam.DoFn):
         self.total_shards = total_shards
         self.fmt = fmt
         self.show_progress = progress
+        self.ngram_config = ngram_config  # set when the audit matches known outputs
 
     def setup(self):
         self.hasher = MinHasher(self.config)
+        self.sampler = NgramSampler(self.ngram_config) if self.ngram_config else None
         self.progress = Progress(self.total_shards) if self.show_progress else None
 
     def process(self, element):
@@ -105,11 +110,13 @@ class AuditShard(beam.DoFn):
         yield beam.pvalue.TaggedOutput(COUNTS, counts)
 
     def _flush(self, batch, shard_index, first_row, writer, counts):
-        shingles = []
+        shingles, grams = [], []
         for row in batch:
             wh = self.hasher.word_hashes(row["text"])
             row["n_words"] = len(wh)
             shingles.append(self.hasher.shingles(row["text"], wh))
+            if self.sampler:
+                grams.append(self.sampler.sample(wh))
         too_short = np.array([len(s) < self.config.min_shingles for s in shingles])
         for row, short in zip(batch, too_short):
             row["too_short"] = bool(short)
@@ -130,6 +137,14 @@ class AuditShard(beam.DoFn):
         exact = np.array([exact_key(row["text_hash"]) for row in batch], dtype=np.uint64)
         for p, arrays in graph.split_by_partition(P, exact, exact, nodes):
             yield beam.pvalue.TaggedOutput(EXACT, (p, arrays))
+        if self.sampler:
+            lengths = np.array([len(g) for g in grams], dtype=np.int64)
+            hashes = np.concatenate(grams) if grams else np.empty(0, dtype=np.uint64)
+            owners = np.repeat(nodes, lengths)
+            for p, arrays in graph.split_by_partition(P, hashes, hashes, owners):
+                yield beam.pvalue.TaggedOutput(NGRAMS, (p, arrays))
+            for p, arrays in graph.split_by_partition(P, nodes, nodes, lengths):
+                yield beam.pvalue.TaggedOutput(NGRAM_TOTALS, (p, arrays))
         words = np.array([row["n_words"] for row in batch], dtype=np.int32)
         ids = np.array([row["doc_id"] for row in batch], dtype=object)
         for p, arrays in graph.split_by_partition(P, nodes, nodes, words, ids):

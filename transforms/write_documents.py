@@ -13,6 +13,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from corpus_audit.schemas import DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA
 from corpus_audit.transforms.clustering import ANNOTATION_CLUSTER, ANNOTATION_EXACT
+from corpus_audit.transforms.known_outputs import ANNOTATION_KNOWN
 from corpus_audit.transforms.shard_pass import PARQUET_COMPRESSION
 
 
@@ -36,8 +37,8 @@ def write_atomically(path, tmp_path, write):
     FileSystems.rename([tmp_path], [path])
 
 
-def dedup_columns(doc_ids, annotations):
-    """Cluster columns for one shard's documents from its annotation batches."""
+def annotation_columns(doc_ids, annotations, known_checked):
+    """Cluster and known-output columns of one shard's documents from its annotations."""
     n = len(doc_ids)
     cluster_id = np.array(doc_ids, dtype=object)
     size = np.ones(n, dtype=np.int32)
@@ -49,15 +50,28 @@ def dedup_columns(doc_ids, annotations):
             cluster_id[rows], size[rows], is_rep[rows] = cids, sizes, reps
         elif ann[0] == ANNOTATION_EXACT:
             exact[ann[1]] = True
-    return {"cluster_id": cluster_id, "cluster_size": size, "is_representative": is_rep,
+    cols = {"cluster_id": cluster_id, "cluster_size": size, "is_representative": is_rep,
             "exact_dup": exact}
+    # Without an index the similarity columns stay null: "not checked" is not "no match".
+    fill = 0.0 if known_checked else np.nan
+    known = {"known_similarity": np.full(n, fill), "known_containment": np.full(n, fill),
+             "known_match_id": np.full(n, None, dtype=object),
+             "known_match_model": np.full(n, None, dtype=object),
+             "known_match_kind": np.full(n, None, dtype=object)}
+    for ann in annotations:
+        if ann[0] == ANNOTATION_KNOWN:
+            rows = ann[1]
+            for name, values in zip(known, ann[2:]):
+                known[name][rows] = values
+    return {**cols, **known}
 
 
 class WriteDocuments(beam.DoFn):
-    def __init__(self, output_dir, staging_dir, num_shards):
+    def __init__(self, output_dir, staging_dir, num_shards, known_checked=False):
         self.output_dir = output_dir
         self.staging_dir = staging_dir
         self.num_shards = num_shards
+        self.known_checked = known_checked
 
     def process(self, element):
         shard_index, grouped = element
@@ -65,11 +79,15 @@ class WriteDocuments(beam.DoFn):
         annotations = list(grouped["annotations"])
         pf = pq.ParquetFile(FileSystems.open(staged))
         doc_ids = pf.read(columns=["doc_id"]).column(0).to_pylist()
-        cols = dedup_columns(doc_ids, annotations)
+        cols = annotation_columns(doc_ids, annotations, self.known_checked)
         counts = {"documents_written": len(doc_ids),
                   "duplicates": int((~cols["is_representative"]).sum()),
                   "clusters_multi": int((cols["is_representative"] & (cols["cluster_size"] > 1)).sum()),
                   "exact_dup_documents": int(cols["exact_dup"].sum())}
+        for model, kind in zip(cols["known_match_model"], cols["known_match_kind"]):
+            if kind is not None:
+                counts[f"known_match.{model}"] = counts.get(f"known_match.{model}", 0) + 1
+                counts[f"known_kind.{kind}"] = counts.get(f"known_kind.{kind}", 0) + 1
 
         def write(sink):
             with pq.ParquetWriter(sink, DOCUMENT_SCHEMA, compression=PARQUET_COMPRESSION) as writer:
@@ -78,7 +96,9 @@ class WriteDocuments(beam.DoFn):
                     stop = start + batch.num_rows
                     arrays = {name: batch.column(name) for name in batch.schema.names}
                     for name, values in cols.items():
-                        arrays[name] = pa.array(values[start:stop], type=DOCUMENT_SCHEMA.field(name).type)
+                        chunk = values[start:stop]
+                        mask = np.isnan(chunk) if chunk.dtype.kind == "f" else None
+                        arrays[name] = pa.array(chunk, type=DOCUMENT_SCHEMA.field(name).type, mask=mask)
                     writer.write_table(pa.Table.from_pydict(arrays, schema=DOCUMENT_SCHEMA))
                     start = stop
                 if pf.metadata.num_rows == 0:

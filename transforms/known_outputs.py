@@ -1,0 +1,194 @@
+"""Matching crawl documents against the index of known model outputs, inside the pipeline.
+
+Two kinds of evidence, both found by shuffles on hash keys (never by shipping the index to
+every worker):
+
+- near copies: index entries take part in the same LSH band shuffle as the documents; each
+  (document, entry) candidate is verified on the whole signature in the same joins as
+  near-duplicate candidates (`clustering.py`), giving `known_similarity`;
+- pasted passages: sampled word 8-grams of documents and entries meet in a shuffle on the
+  n-gram hash; the share of a document's samples found in any output is
+  `known_containment`, and the output sharing the most samples is the one it copies.
+
+The match is named by joining on the entry's partition with the index's (id, model).
+"""
+import apache_beam as beam
+import numpy as np
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from corpus_audit.transforms import graph
+from corpus_audit.transforms import known_index as ki
+from corpus_audit.transforms.clustering import _by_shard, _concat, _tag
+from corpus_audit.transforms.minhash import MinHasher
+
+ANNOTATION_KNOWN = "known"
+KIND_NEAR_COPY = "near_copy"
+KIND_CONTAINS = "contains"
+MAX_ENTRIES_PER_NGRAM = 50
+# A "contains" match needs this many sampled n-grams shared with the named output, so that
+# one stock phrase in a short page (a third of its three samples) is not a copy.
+MIN_SHARED_SAMPLES = 3
+
+BANDS, SIGS, NGRAMS, ATTRS = "bands", "signatures", "ngrams", "attrs"
+
+
+class ReadIndexPart(beam.DoFn):
+    """One index part → band keys, signatures and n-gram samples of its entries, batched by
+    partition like the crawl side, plus (entry, output id, model) for naming matches."""
+
+    def __init__(self, index_dir, minhash_config, num_partitions):
+        self.index_dir = index_dir
+        self.config = minhash_config
+        self.num_partitions = num_partitions
+
+    def setup(self):
+        self.hasher = MinHasher(self.config)
+
+    def process(self, element):
+        part_number, name = element
+        P = self.num_partitions
+        with FileSystems.open(FileSystems.join(self.index_dir, name)) as f:
+            pf = pq.ParquetFile(f)
+            row = 0
+            for batch in pf.iter_batches(batch_size=5000):
+                n = batch.num_rows
+                ids = ki.entry_ids(part_number, np.arange(row, row + n))
+                row += n
+                sigs = batch.column("signature").flatten().to_numpy().reshape(n, self.config.num_perm)
+                hashed = np.flatnonzero(sigs.any(axis=1))  # all-zero: too short to shingle
+                if len(hashed):
+                    keys = self.hasher.band_keys(sigs[hashed]).ravel()
+                    band_ids = np.repeat(ids[hashed], self.config.num_bands)
+                    yield from graph.split_by_partition(P, keys, keys, band_ids)
+                    for p, arrays in graph.split_by_partition(P, ids[hashed], ids[hashed], sigs[hashed]):
+                        yield beam.pvalue.TaggedOutput(SIGS, (p, arrays))
+                grams = batch.column("ngrams")
+                lengths = grams.value_lengths().to_numpy(zero_copy_only=False)
+                hashes = grams.flatten().to_numpy()
+                owners = np.repeat(ids, lengths)
+                for p, arrays in graph.split_by_partition(P, hashes, hashes, owners):
+                    yield beam.pvalue.TaggedOutput(NGRAMS, (p, arrays))
+                out_ids = np.array(batch.column("output_id").to_pylist(), dtype=object)
+                models = np.array(batch.column("model").to_pylist(), dtype=object)
+                for p, arrays in graph.split_by_partition(P, ids, ids, out_ids, models):
+                    yield beam.pvalue.TaggedOutput(ATTRS, (p, arrays))
+
+
+class _NgramJoin(beam.DoFn):
+    def __init__(self, num_partitions):
+        self.num_partitions = num_partitions
+
+    def process(self, element):
+        _, items = element
+        doc_h, doc_n = _concat([x[1:] for x in items if x[0] == "doc"], 2)
+        ent_h, ent_n = _concat([x[1:] for x in items if x[0] == "entry"], 2)
+        (hit_nodes, hit_counts), (pair_docs, pair_entries, pair_counts) = graph.ngram_hits(
+            doc_h, doc_n, ent_h, ent_n, MAX_ENTRIES_PER_NGRAM)
+        P = self.num_partitions
+        for p, arrays in graph.split_by_partition(P, hit_nodes, hit_nodes, hit_counts):
+            yield p, ("hits",) + arrays
+        for p, arrays in graph.split_by_partition(P, pair_docs, pair_docs, pair_entries, pair_counts):
+            yield p, ("pairs",) + arrays
+
+
+class _ScoreDocuments(beam.DoFn):
+    """Per document partition: best near copy, containment, and the match to name."""
+
+    def __init__(self, num_partitions, similarity_threshold, containment_threshold):
+        self.num_partitions = num_partitions
+        self.similarity_threshold = similarity_threshold
+        self.containment_threshold = containment_threshold
+
+    def process(self, element):
+        _, items = element
+
+        def parts(tag, width):
+            return _concat([x[1:] for x in items if x[0] == tag], width)
+
+        sim_docs, sim_entries, sim = parts("sim", 3)
+        hit_nodes, hit_counts = parts("hits", 2)
+        pair_docs, pair_entries, pair_counts = parts("pairs", 3)
+        total_nodes, totals = parts("total", 2)
+        # Each n-gram partition reported its own counts: add them up per document and pair.
+        hit_nodes, hit_counts = graph.sum_by_key(hit_counts, hit_nodes)
+        (pair_docs, pair_entries), pair_counts = graph.sum_by_key(pair_counts, pair_docs, pair_entries)
+        s_docs, s_entries, s_best = graph.best_by_node(sim_docs, sim_entries, sim)
+        c_docs, c_entries, c_shared = graph.best_by_node(pair_docs, pair_entries, pair_counts)
+        enough = c_shared >= MIN_SHARED_SAMPLES
+        c_docs, c_entries = c_docs[enough], c_entries[enough]
+        docs = np.unique(np.concatenate([s_docs, hit_nodes]))
+        if len(docs) == 0:
+            return
+        similarity = np.zeros(len(docs))
+        entry = np.zeros(len(docs), dtype=np.uint64)
+        at = np.searchsorted(docs, s_docs)
+        similarity[at], entry[at] = s_best, s_entries
+        hits = np.zeros(len(docs))
+        hits[np.searchsorted(docs, hit_nodes)] = hit_counts
+        order = np.argsort(total_nodes)
+        sampled = graph.lookup(total_nodes[order], totals[order], docs).astype(np.float64)
+        containment = np.divide(hits, sampled, out=np.zeros(len(docs)), where=sampled > 0)
+        near = similarity >= self.similarity_threshold
+        has_pair = np.isin(docs, c_docs)
+        contains = ~near & (containment >= self.containment_threshold) & has_pair
+        entry[contains] = graph.lookup(c_docs, c_entries, docs[contains])
+        kind = np.where(near, KIND_NEAR_COPY, np.where(contains, KIND_CONTAINS, None)).astype(object)
+        matched = near | contains
+        # Unmatched documents still carry their scores; matched ones are named first.
+        for shard, cols in _by_shard(docs[~matched], similarity[~matched], containment[~matched],
+                                     np.full((~matched).sum(), None, dtype=object),
+                                     np.full((~matched).sum(), None, dtype=object),
+                                     kind[~matched]):
+            yield beam.pvalue.TaggedOutput("annotations", (shard, (ANNOTATION_KNOWN,) + cols))
+        for p, arrays in graph.split_by_partition(
+                self.num_partitions, entry[matched], entry[matched], docs[matched],
+                similarity[matched], containment[matched], kind[matched]):
+            yield p, ("match",) + arrays
+
+
+def _name_matches(element):
+    _, items = element
+    attrs = [x[1:] for x in items if x[0] == "attr"]
+    matches = [x[1:] for x in items if x[0] == "match"]
+    if not matches:
+        return
+    ids, out_ids, models = (np.concatenate([a[i] for a in attrs]) for i in range(3))
+    order = np.argsort(ids)
+    ids = ids[order]
+    entries, docs, sim, cont, kind = (np.concatenate([m[i] for m in matches]) for i in range(5))
+    names = graph.lookup(ids, out_ids[order], entries)
+    model = graph.lookup(ids, models[order], entries)
+    for shard, cols in _by_shard(docs, sim, cont, names, model, kind):
+        yield shard, (ANNOTATION_KNOWN,) + cols
+
+
+class KnownOutputMatches(beam.PTransform):
+    """(verified doc-entry similarities, doc n-gram samples, doc sample totals, index n-gram
+    samples, index attributes) → per-shard `known` annotations."""
+
+    def __init__(self, num_partitions, similarity_threshold, containment_threshold):
+        super().__init__()
+        self.num_partitions = num_partitions
+        self.similarity_threshold = similarity_threshold
+        self.containment_threshold = containment_threshold
+
+    def expand(self, inputs):
+        similarities, doc_ngrams, doc_totals, index_ngrams, index_attrs = inputs
+        P = self.num_partitions
+        shared = ((doc_ngrams | "TagDocNgrams" >> beam.Map(_tag("doc")),
+                   index_ngrams | "TagIndexNgrams" >> beam.Map(_tag("entry")))
+                  | "AllNgrams" >> beam.Flatten()
+                  | "GroupByNgram" >> beam.GroupByKey()
+                  | "SharedNgrams" >> beam.ParDo(_NgramJoin(P)))
+        scored = ((shared, similarities, doc_totals | "TagTotals" >> beam.Map(_tag("total")))
+                  | "EvidenceByDocument" >> beam.Flatten()
+                  | "GroupByDocument" >> beam.GroupByKey()
+                  | "ScoreDocuments" >> beam.ParDo(_ScoreDocuments(
+                      P, self.similarity_threshold, self.containment_threshold)).with_outputs(
+                          "annotations", main="matches"))
+        named = ((scored.matches, index_attrs | "TagEntryAttrs" >> beam.Map(_tag("attr")))
+                 | "MatchesAndEntries" >> beam.Flatten()
+                 | "GroupByEntry" >> beam.GroupByKey()
+                 | "NameMatches" >> beam.FlatMap(_name_matches))
+        return (named, scored.annotations) | "KnownAnnotations" >> beam.Flatten()
