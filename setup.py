@@ -24,7 +24,7 @@ setup(
     python_requires=">=3.10",
     packages=list(PACKAGES),
     package_dir=PACKAGES,
-    package_data={"corpus_audit.pipelines": ["sample_crawl/*", "sample_crawl/README.md"]},
+    package_data={"corpus_audit.pipelines": ["sample_crawl/*", "sample_crawl/known_outputs/*"]},
     include_package_data=True,
     install_requires=[
         "apache-beam>=2.60,<3",
