@@ -89,6 +89,14 @@ def signature_agreement(sig_a, sig_b):
     return (sig_a == sig_b).mean(axis=1)
 
 
+def _neighbourhood_minima(u, v):
+    """Edges sorted by (u, v), the start of each u's run, and min(v) per run."""
+    order = np.lexsort((v, u))
+    u, v = u[order], v[order]
+    starts = np.flatnonzero(np.r_[True, u[1:] != u[:-1]])
+    return u, v, starts, np.minimum.reduceat(v, starts)
+
+
 def large_star(u, v):
     """One large-star step over the adjacency of the nodes `u` (both directions present).
 
@@ -97,10 +105,8 @@ def large_star(u, v):
     """
     if len(u) == 0:
         return _EMPTY, _EMPTY
-    order = np.lexsort((v, u))
-    u, v = u[order], v[order]
-    starts = np.flatnonzero(np.r_[True, u[1:] != u[:-1]])
-    m = np.minimum(np.minimum.reduceat(v, starts), u[starts])
+    u, v, starts, m = _neighbourhood_minima(u, v)
+    m = np.minimum(m, u[starts])
     m_of = np.repeat(m, np.diff(np.r_[starts, len(u)]))
     larger = v > u
     return unique_edges(v[larger], m_of[larger])
@@ -114,10 +120,7 @@ def small_star(u, v):
     """
     if len(u) == 0:
         return _EMPTY, _EMPTY
-    order = np.lexsort((v, u))
-    u, v = u[order], v[order]
-    starts = np.flatnonzero(np.r_[True, u[1:] != u[:-1]])
-    m = np.minimum.reduceat(v, starts)
+    u, v, starts, m = _neighbourhood_minima(u, v)
     m_of = np.repeat(m, np.diff(np.r_[starts, len(u)]))
     src = np.concatenate([v, u[starts]])
     dst = np.concatenate([m_of, m])

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
-from corpus_audit.transforms.tokens import mix64
+from corpus_audit.transforms.tokens import ngram_hashes
 
 FORMAT = "corpus-audit-known-outputs"
 FORMAT_VERSION = 1
@@ -55,14 +55,7 @@ class NgramSampler:
 
     def sample(self, word_hashes):
         """Sorted distinct sampled n-gram hashes."""
-        n = self.config.ngram_size
-        if len(word_hashes) < n:
-            return np.empty(0, dtype=np.uint64)
-        m = len(word_hashes) - n + 1
-        acc = word_hashes[:m] * self._mult[0]
-        for k in range(1, n):
-            acc = acc + word_hashes[k:k + m] * self._mult[k]
-        grams = mix64(acc)
+        grams = ngram_hashes(word_hashes, self._mult)
         return np.unique(grams[grams % np.uint64(self.config.ngram_sample) == 0])
 
 

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from corpus_audit.transforms.tokens import mix64, word_hashes
+from corpus_audit.transforms.tokens import mix64, ngram_hashes, word_hashes
 
 _CHUNK_ELEMENTS = 1 << 14  # shingles × permutations per step: small enough to stay in cache
 
@@ -61,15 +61,7 @@ class MinHasher:
     def shingles(self, text, wh=None):
         """Word-shingle hashes of a text in order (uint64; repeats kept: they do not change a
         MinHash, and skipping the sort saves time); `wh`: the text's word hashes, if known."""
-        wh = self.word_hashes(text) if wh is None else wh
-        n = self.config.shingle_size
-        if len(wh) < n:
-            return np.empty(0, dtype=np.uint64)
-        m = len(wh) - n + 1
-        acc = wh[:m] * self._shingle_mult[0]
-        for k in range(1, n):
-            acc = acc + wh[k:k + m] * self._shingle_mult[k]
-        return mix64(acc)
+        return ngram_hashes(self.word_hashes(text) if wh is None else wh, self._shingle_mult)
 
     def signatures(self, shingle_sets):
         """(len(shingle_sets), num_perm) uint32 MinHash matrix; every set must be non-empty."""

@@ -92,3 +92,15 @@ def word_hashes(text, seed=0):
     inv_start = _powers(_P_INV, len(raw))[starts]
     lengths = (ends - starts).astype(np.uint64)
     return mix64(sums * inv_start + lengths * np.uint64(0x9E3779B97F4A7C15) + np.uint64(seed))
+
+
+def ngram_hashes(word_hashes, multipliers):
+    """One hash per run of len(multipliers) consecutive words (empty if the text is shorter)."""
+    n = len(multipliers)
+    if len(word_hashes) < n:
+        return np.empty(0, dtype=np.uint64)
+    m = len(word_hashes) - n + 1
+    acc = word_hashes[:m] * multipliers[0]
+    for k in range(1, n):
+        acc = acc + word_hashes[k:k + m] * multipliers[k]
+    return mix64(acc)
