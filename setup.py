@@ -22,9 +22,10 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=list(PACKAGES),
+    packages=list(PACKAGES) + ["corpus_audit.transforms.detectors"],
     package_dir=PACKAGES,
-    package_data={"corpus_audit.pipelines": ["sample_crawl/*", "sample_crawl/known_outputs/*"]},
+    package_data={"corpus_audit.pipelines": ["sample_crawl/*", "sample_crawl/known_outputs/*"],
+                  "corpus_audit.transforms.detectors": ["default_model/*"]},
     include_package_data=True,
     install_requires=[
         "apache-beam>=2.60,<3",
@@ -34,6 +35,8 @@ setup(
         "fastwarc>=2.0,<3",
         "resiliparse>=2.0,<3",
         "zstandard>=0.22",
+        "scikit-learn>=1.3",
+        "wordfreq>=3.0",
     ],
     extras_require={
         "test": ["pytest>=7", "pytest-xdist>=3"],

@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/dedup_bench.py --docs 100000
 
 Builds a planted corpus (benchmarks/planted.py) as plain JSONL shards, runs
-`corpus-audit audit` (in-process runner, then multi_processing with 2 workers) and
+`corpus-audit audit --no-detectors` (deduplication alone: in-process runner, then
+multi_processing with 2 workers), the full audit with detectors (same two modes), and
 datatrove's four MinHash stages (benchmarks/datatrove_minhash.py; 1 then 2 workers), each as
 a subprocess timed end to end with the peak RSS of its whole process tree (psutil, sampled
 every 0.2 s, RSS of the process plus all descendants summed). Clusters are scored with
@@ -39,6 +40,8 @@ if __name__ == "__main__":
     ap.add_argument("--workdir", default="bench-out", help="scratch and results folder (default %(default)s)")
     ap.add_argument("--sentences", default=DEFAULT_SENTENCES, help="JSONL(.gz) of texts for the sentence pool")
     ap.add_argument("--skip-datatrove", action="store_true", help="only run corpus-audit")
+    ap.add_argument("--skip-full-audit", action="store_true",
+                    help="only time deduplication (corpus-audit --no-detectors), not the whole audit")
     args = ap.parse_args()
 
     workdir = os.path.abspath(args.workdir)
@@ -198,10 +201,11 @@ if __name__ == "__main__":
     if not os.path.exists(corpus_audit):
         corpus_audit = shutil.which("corpus-audit") or corpus_audit
 
-    def run_ours(workers):
-        out = os.path.join(workdir, f"corpus-audit-w{workers}")
+    def run_ours(workers, full=False):
+        """Deduplication alone (--no-detectors), comparable with datatrove; or the full audit."""
+        out = os.path.join(workdir, f"corpus-audit-{'full-' if full else ''}w{workers}")
         cmd = [corpus_audit, "audit", "--input", f"{input_dir}/*.jsonl", "--output", out,
-               "--overwrite", "--quiet"]
+               "--overwrite", "--quiet"] + ([] if full else ["--no-detectors"])
         if workers > 1:
             cmd += ["--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
         print(f"running: {' '.join(cmd)}", flush=True)
@@ -209,7 +213,8 @@ if __name__ == "__main__":
         m = run_measured(cmd, out + ".log")
         after = code_state()
         code, seconds = m["exit_code"], m["seconds"]
-        row = {"system": "corpus-audit", "workers": workers, "command": cmd, "code": before, **m}
+        row = {"system": "full audit" if full else "corpus-audit", "workers": workers, "command": cmd,
+               "code": before, **m}
         if before != after:
             row["code_after"] = after
             print(f"  WARNING: the package sources changed during this run ({before} -> {after})", flush=True)
@@ -258,6 +263,8 @@ if __name__ == "__main__":
 
     bench_start = time.monotonic()
     rows = [run_ours(1), run_ours(2)]
+    if not args.skip_full_audit:
+        rows += [run_ours(1, full=True), run_ours(2, full=True)]
     if not args.skip_datatrove:
         rows += [run_datatrove(1), run_datatrove(2)]
     bench_seconds = time.monotonic() - bench_start

@@ -10,6 +10,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from corpus_audit.schemas import SCHEMA_VERSION
 from corpus_audit.transforms import known_index, known_outputs, shard_pass
 from corpus_audit.transforms.clustering import NearDuplicateClusters
+from corpus_audit.transforms.scoring import load_detector_model, read_domain_list
 from corpus_audit.transforms.shard_io import expand_inputs
 from corpus_audit.transforms.write_documents import WriteDocuments, write_dead_letters
 
@@ -68,7 +69,7 @@ def build_pipeline(p, shards, output_dir, staging_dir, settings, index=None):
              | "ReadAndStageShards" >> beam.ParDo(shard_pass.AuditShard(
                  staging_dir, cfg, settings.partitions, settings.max_doc_bytes, n,
                  fmt=settings.format, progress=settings.progress,
-                 ngram_config=settings.ngram if index else None,
+                 ngram_config=settings.ngram if index else None, detectors=settings.detectors,
              )).with_outputs(*shard_pass.OUTPUTS, main=shard_pass.BANDS))
 
     bands, sigs = stage[shard_pass.BANDS], stage[shard_pass.SIGS]
@@ -98,8 +99,10 @@ def build_pipeline(p, shards, output_dir, staging_dir, settings, index=None):
 
     written = ({"staged": stage[shard_pass.STAGED], "annotations": annotations}
                | "JoinAnnotationsByShard" >> beam.CoGroupByKey()
-               | "WriteDocuments" >> beam.ParDo(WriteDocuments(output_dir, staging_dir, n,
-                                                               known_checked=bool(index))))
+               | "WriteDocuments" >> beam.ParDo(WriteDocuments(
+                   output_dir, staging_dir, n, known_checked=bool(index), detectors=settings.detectors,
+                   allow_domains=read_domain_list(settings.allow_domains),
+                   deny_domains=read_domain_list(settings.deny_domains))))
 
     dead = (stage[shard_pass.DEAD]
             | "CollectDeadLetters" >> beam.combiners.ToList()
@@ -166,6 +169,16 @@ def summarise(counts, shards, settings, seconds, index=None):
         },
         "seconds": round(seconds, 3),
         "documents_per_second": round(read / seconds, 1) if seconds > 0 else None,
+    }
+    scored = counts.get("likelihood_scored", 0)
+    summary["synthetic"] = {
+        "detector_version": load_detector_model(settings.detectors).detector_version if settings.detectors else None,
+        "documents_scored": scored,
+        "share_likelihood_ge_0_5": round(counts.get("likelihood_ge_0_5", 0) / scored, 4) if scored else None,
+        "mean_likelihood": round(counts.get("likelihood_sum", 0.0) / scored, 4) if scored else None,
+        "provenance": {k.split(".", 1)[1]: v for k, v in sorted(counts.items()) if k.startswith("provenance.")},
+        "provenance_reason": {k.split(".", 1)[1]: v for k, v in sorted(counts.items())
+                              if k.startswith("provenance_reason.")},
     }
     if read != docs + dead:
         raise RuntimeError(f"records read ({read}) != documents written ({docs}) + dead letters ({dead})")

@@ -46,6 +46,9 @@ class AuditSettings:
     minhash: MinHashConfig = field(default_factory=MinHashConfig)
     ngram: NgramConfig = field(default_factory=NgramConfig)
     known_outputs: str = None
+    detectors: str = "default"
+    allow_domains: str = None
+    deny_domains: str = None
     similarity_threshold: float = 0.5
     containment_threshold: float = 0.3
 
@@ -82,6 +85,14 @@ def _add_audit_args(ap):
     k.add_argument("--containment-threshold", type=float, default=0.3,
                    help="share of a document's n-grams found in known outputs that makes it a match "
                         "(default %(default)s)")
+    det = ap.add_argument_group("detectors and provenance")
+    det.add_argument("--model", default="default",
+                     help="detector model directory from `corpus-audit train` (default: the model shipped "
+                          "in the package)")
+    det.add_argument("--no-detectors", action="store_true",
+                     help="skip the detectors: no synthetic_likelihood (e.g. to time deduplication alone)")
+    det.add_argument("--allow-domains", help="file of domains (one per line) whose pages are human-written")
+    det.add_argument("--deny-domains", help="file of domains (one per line) known to publish generated text")
     g = _add_hash_args(ap)
     g.title = "near-duplicate clustering and hashing"
     g.add_argument("--verify-threshold", type=float, default=d.verify_threshold,
@@ -112,6 +123,9 @@ def _settings(args, inputs, output):
                               max_bucket_size=getattr(args, "max_bucket_size", d.max_bucket_size)),
         ngram=NgramConfig(ngram_size=args.ngram_size, ngram_sample=args.ngram_sample, seed=args.seed),
         known_outputs=getattr(args, "known_outputs", None),
+        detectors=None if getattr(args, "no_detectors", False) else getattr(args, "model", "default"),
+        allow_domains=getattr(args, "allow_domains", None),
+        deny_domains=getattr(args, "deny_domains", None),
         similarity_threshold=getattr(args, "similarity_threshold", 0.5),
         containment_threshold=getattr(args, "containment_threshold", 0.3),
     )
@@ -126,6 +140,12 @@ def print_summary(summary, out=sys.stdout):
     print(f"near-dup clusters {summary['clusters']:,} holding {summary['duplicates']:,} duplicates "
           f"({summary['exact_dup_documents']:,} documents with an exact copy)", file=out)
     print(f"too short to hash {summary['too_short_documents']:,}", file=out)
+    synthetic = summary.get("synthetic") or {}
+    if synthetic.get("documents_scored"):
+        labels = ", ".join(f"{k} {v}" for k, v in synthetic["provenance"].items())
+        print(f"synthetic         {synthetic['share_likelihood_ge_0_5']:.1%} of documents have "
+              f"synthetic_likelihood >= 0.5 (mean {synthetic['mean_likelihood']:.3f}); provenance: {labels}",
+              file=out)
     known = summary.get("known_outputs")
     if known:
         kinds = ", ".join(f"{k} {v}" for k, v in known["matched_by_kind"].items()) or "none"
@@ -138,8 +158,10 @@ def build_parser():
     ap = argparse.ArgumentParser(
         prog="corpus-audit",
         description="Audit web crawls before training: read WARC/WET/JSONL/Parquet shards, extract "
-                    "text, cluster near-duplicates, and write annotated Parquet. Options not listed "
-                    "here are passed to Apache Beam (e.g. --runner, --direct_num_workers).")
+                    "text, cluster near-duplicates, match known model outputs, score every document "
+                    "with a stack of detectors and a calibrated synthetic_likelihood, label its "
+                    "provenance, and write annotated Parquet. Options not listed here are passed to "
+                    "Apache Beam (e.g. --runner, --direct_num_workers).")
     sub = ap.add_subparsers(dest="command", required=True)
     a = sub.add_parser("audit", help="audit shards and write documents-*.parquet, dead_letters-*.parquet, audit.json",
                        description="Audit crawl shards. Writes OUTPUT/documents-*.parquet (one row per "
@@ -170,6 +192,21 @@ def build_parser():
             _add_hash_args(b)
     info = isub.add_parser("info", help="entries, models, size on disk and parameters of an index")
     info.add_argument("--index", required=True)
+    t = sub.add_parser("train", help="train every detector and the calibrated ensemble from labelled data",
+                       description="Train the detectors and the stacked, calibrated ensemble on labelled "
+                                   "JSONL(.gz) files (text, label human|machine; optional source, generator, "
+                                   "domain, group, language) and write a model directory usable with "
+                                   "`audit --model`.")
+    t.add_argument("--data", action="append", required=True, help="glob of labelled files; repeat for more")
+    t.add_argument("--out", required=True, help="model directory to write")
+    t.add_argument("--seed", type=int, default=42)
+    e = sub.add_parser("evaluate", help="AUROC and TPR at 1 %%/5 %% FPR under grouped CV and leave-one-source-out",
+                       description="Evaluate every detector and the ensemble on labelled data: grouped "
+                                   "cross-validation and leave-one-source-out (retraining per fold), overall "
+                                   "and per source, generator, domain and length bucket.")
+    e.add_argument("--data", action="append", required=True, help="glob of labelled files; repeat for more")
+    e.add_argument("--model", help="also score this trained model directory as it is")
+    e.add_argument("--report", help="write the evaluation report (Markdown) here")
     s = sub.add_parser("schema", help="print the documented output schema as a Markdown table")
     s.add_argument("--dead-letters", action="store_true", help="the dead-letter schema instead")
     return ap
@@ -207,6 +244,14 @@ def main(argv=None):
         print(f"corpus-audit: unexpected arguments: {' '.join(unknown)}", file=sys.stderr)
         return 2
     try:
+        if args.command in ("train", "evaluate"):
+            from corpus_audit.pipelines import train
+
+            if args.command == "train":
+                print(json.dumps(train.train(args.data, args.out, seed=args.seed), indent=2, default=str))
+            else:
+                train.evaluate(args.data, model_dir=args.model, report_path=args.report)
+            return 0
         if args.command == "index":
             return _index_command(args, beam_args)
         return _audit_command(args, beam_args)

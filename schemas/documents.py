@@ -6,7 +6,7 @@ check the version stored in the file metadata instead of guessing from column na
 """
 import pyarrow as pa
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 _TS = pa.timestamp("ms", tz="UTC")
 
@@ -58,6 +58,28 @@ KNOWN_OUTPUT_COLUMNS = [
      "--containment-threshold) | null."),
 ]
 
+DETECTOR_NAMES = ("classifier", "stylometry", "wordfreq", "compression", "phrases")
+DETECTOR_SCORE_COLUMNS = [
+    ("det_classifier", pa.float32(), True, "Hashed word and character n-gram linear classifier: P(machine)."),
+    ("det_stylometry", pa.float32(), True,
+     "Stylometry (sentence-length spread, type-token ratio, punctuation and function words): P(machine)."),
+    ("det_wordfreq", pa.float32(), True,
+     "Word-frequency rank statistics (GLTR-style, offline frequency lists): P(machine)."),
+    ("det_compression", pa.float32(), True,
+     "Compression ratios and extra bytes against machine vs human reference text: P(machine)."),
+    ("det_phrases", pa.float32(), True, "Tell-tale chat-model phrases (low weight): P(machine)."),
+    ("is_english", pa.bool_(), True, "Stop-word check; detectors are trained on English text."),
+]
+ENSEMBLE_COLUMNS = [
+    ("synthetic_likelihood", pa.float32(), True,
+     "Calibrated probability that the text is machine-written: stacked detectors, then hard "
+     "evidence (known-output copies) applied; null when the audit ran without detectors."),
+    ("provenance", pa.string(), False, "human | human_edited | synthetic | unknown (decision table in the README)."),
+    ("provenance_reason", pa.string(), False,
+     "The rule that decided `provenance`, e.g. known_output_copy, crawled_before_chatgpt, too_short."),
+    ("detector_version", pa.string(), True, "Version of the detector model that scored the document."),
+]
+
 DEAD_LETTER_COLUMNS = [
     ("source_shard", pa.string(), False, "Path of the shard."),
     ("source_format", pa.string(), False, "Format the shard was read as."),
@@ -81,9 +103,10 @@ def _schema(columns, kind):
     })
 
 
-STAGED_SCHEMA = _schema(SOURCE_COLUMNS + [c for c in DEDUP_COLUMNS if c[0] == "too_short"],
-                        "staged_documents")
-DOCUMENT_SCHEMA = _schema(SOURCE_COLUMNS + DEDUP_COLUMNS + KNOWN_OUTPUT_COLUMNS, "documents")
+STAGED_SCHEMA = _schema(SOURCE_COLUMNS + [c for c in DEDUP_COLUMNS if c[0] == "too_short"]
+                        + DETECTOR_SCORE_COLUMNS, "staged_documents")
+DOCUMENT_SCHEMA = _schema(SOURCE_COLUMNS + DEDUP_COLUMNS + KNOWN_OUTPUT_COLUMNS + DETECTOR_SCORE_COLUMNS
+                          + ENSEMBLE_COLUMNS, "documents")
 DEAD_LETTER_SCHEMA = _schema(DEAD_LETTER_COLUMNS, "dead_letters")
 
 

@@ -16,10 +16,12 @@ from apache_beam.io.filesystems import FileSystems
 
 from corpus_audit.schemas import STAGED_SCHEMA
 from corpus_audit.transforms import graph
+from corpus_audit.transforms.detectors.base import guess_is_english
 from corpus_audit.transforms.known_index import NgramSampler
 from corpus_audit.transforms.minhash import MinHasher, exact_key
 from corpus_audit.transforms.readers import read_shard
 from corpus_audit.transforms.records import is_dead_letter
+from corpus_audit.transforms.scoring import load_detector_model
 
 DEAD = "dead_letters"
 BANDS = "bands"
@@ -62,7 +64,7 @@ class Progress:
 
 class AuditShard(beam.DoFn):
     def __init__(self, staging_dir, minhash_config, num_partitions, max_doc_bytes,
-                 total_shards, fmt=None, progress=True, ngram_config=None):
+                 total_shards, fmt=None, progress=True, ngram_config=None, detectors=None):
         self.staging_dir = staging_dir
         self.config = minhash_config
         self.num_partitions = num_partitions
@@ -71,10 +73,12 @@ class AuditShard(beam.DoFn):
         self.fmt = fmt
         self.show_progress = progress
         self.ngram_config = ngram_config  # set when the audit matches known outputs
+        self.detectors = detectors  # a model directory, "default", or None for no detectors
 
     def setup(self):
         self.hasher = MinHasher(self.config)
         self.sampler = NgramSampler(self.ngram_config) if self.ngram_config else None
+        self.model = load_detector_model(self.detectors)
         self.progress = Progress(self.total_shards) if self.show_progress else None
 
     def process(self, element):
@@ -120,6 +124,14 @@ class AuditShard(beam.DoFn):
         too_short = np.array([len(s) < self.config.min_shingles for s in shingles])
         for row, short in zip(batch, too_short):
             row["too_short"] = bool(short)
+        if self.model is not None:
+            texts = [row["text"] for row in batch]
+            scores = self.model.score_detectors(texts)
+            english = guess_is_english(texts)
+            for i, row in enumerate(batch):
+                for name, values in scores.items():
+                    row["det_" + name] = float(values[i])
+                row["is_english"] = bool(english[i])
         writer.write_table(pa.Table.from_pylist(batch, schema=STAGED_SCHEMA))
         counts["too_short"] = counts.get("too_short", 0) + int(too_short.sum())
 

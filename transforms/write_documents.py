@@ -14,6 +14,7 @@ from apache_beam.io.filesystems import FileSystems
 from corpus_audit.schemas import DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA
 from corpus_audit.transforms.clustering import ANNOTATION_CLUSTER, ANNOTATION_EXACT
 from corpus_audit.transforms.known_outputs import ANNOTATION_KNOWN
+from corpus_audit.transforms.scoring import ensemble_columns, load_detector_model
 from corpus_audit.transforms.shard_pass import PARQUET_COMPRESSION
 
 
@@ -67,11 +68,18 @@ def annotation_columns(doc_ids, annotations, known_checked):
 
 
 class WriteDocuments(beam.DoFn):
-    def __init__(self, output_dir, staging_dir, num_shards, known_checked=False):
+    def __init__(self, output_dir, staging_dir, num_shards, known_checked=False, detectors=None,
+                 allow_domains=(), deny_domains=()):
         self.output_dir = output_dir
         self.staging_dir = staging_dir
         self.num_shards = num_shards
         self.known_checked = known_checked
+        self.detectors = detectors
+        self.allow_domains = allow_domains
+        self.deny_domains = deny_domains
+
+    def setup(self):
+        self.model = load_detector_model(self.detectors)
 
     def process(self, element):
         shard_index, grouped = element
@@ -86,8 +94,8 @@ class WriteDocuments(beam.DoFn):
                   "exact_dup_documents": int(cols["exact_dup"].sum())}
         for model, kind in zip(cols["known_match_model"], cols["known_match_kind"]):
             if kind is not None:
-                counts[f"known_match.{model}"] = counts.get(f"known_match.{model}", 0) + 1
-                counts[f"known_kind.{kind}"] = counts.get(f"known_kind.{kind}", 0) + 1
+                _bump(counts, f"known_match.{model}")
+                _bump(counts, f"known_kind.{kind}")
 
         def write(sink):
             with pq.ParquetWriter(sink, DOCUMENT_SCHEMA, compression=PARQUET_COMPRESSION) as writer:
@@ -95,8 +103,11 @@ class WriteDocuments(beam.DoFn):
                 for batch in pf.iter_batches(batch_size=10_000):
                     stop = start + batch.num_rows
                     arrays = {name: batch.column(name) for name in batch.schema.names}
-                    for name, values in cols.items():
-                        chunk = values[start:stop]
+                    scored = ensemble_columns(self.model, batch, cols, start, stop,
+                                              self.allow_domains, self.deny_domains)
+                    _count_scores(counts, scored)
+                    for name, values in {**cols, **scored}.items():
+                        chunk = values[start:stop] if name in cols else values
                         mask = np.isnan(chunk) if chunk.dtype.kind == "f" else None
                         arrays[name] = pa.array(chunk, type=DOCUMENT_SCHEMA.field(name).type, mask=mask)
                     writer.write_table(pa.Table.from_pydict(arrays, schema=DOCUMENT_SCHEMA))
@@ -108,6 +119,21 @@ class WriteDocuments(beam.DoFn):
         tmp = FileSystems.join(self.staging_dir, f"final-{shard_index:06d}.parquet")
         write_atomically(final, tmp, write)
         yield counts
+
+
+def _bump(counts, key, n=1):
+    counts[key] = counts.get(key, 0) + n
+
+
+def _count_scores(counts, scored):
+    likelihood = scored["synthetic_likelihood"]
+    scored_rows = ~np.isnan(likelihood)
+    _bump(counts, "likelihood_scored", int(scored_rows.sum()))
+    _bump(counts, "likelihood_ge_0_5", int((likelihood[scored_rows] >= 0.5).sum()))
+    counts["likelihood_sum"] = counts.get("likelihood_sum", 0.0) + float(likelihood[scored_rows].sum())
+    for label, reason in zip(scored["provenance"], scored["provenance_reason"]):
+        _bump(counts, f"provenance.{label}")
+        _bump(counts, f"provenance_reason.{reason}")
 
 
 def dead_letter_sort_key(row):

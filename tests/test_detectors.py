@@ -1,0 +1,241 @@
+"""Detectors, ensemble, model I/O and provenance (corpus_audit.transforms.detectors)."""
+import datetime as dt
+import hashlib
+import os
+
+import numpy as np
+import pytest
+
+from corpus_audit.pipelines import train as T
+from corpus_audit.transforms.detectors import (DETECTOR_NAMES, decide_provenance, guess_is_english,
+                                               load_default_model, load_model, normalize_text, save_model)
+from corpus_audit.transforms.detectors.ensemble import NEAR_COPY_FLOOR, apply_evidence
+
+DETECT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data",
+                      "detect", "train.jsonl.gz")
+needs_data = pytest.mark.skipif(not os.path.exists(DETECT), reason="detection data set not available")
+
+
+def _bucket(group):
+    return int(hashlib.sha1(group.encode()).hexdigest()[:8], 16) % 10
+
+
+@pytest.fixture(scope="module")
+def split():
+    """Chat-model and human English rows; groups in buckets 0-5 train, 6-9 test (capped)."""
+    rows, _ = T.load_rows([DETECT])
+    keep = [r for r in rows if r["language"] == "en" and (r["label"] == "human" or r["generator"] in T.CHAT_GENERATORS)]
+    tr = [r for r in keep if _bucket(r["group"]) < 6]
+    te = [r for r in keep if _bucket(r["group"]) >= 6]
+    rng = np.random.default_rng(0)
+    tr = [tr[i] for i in sorted(rng.choice(len(tr), size=min(len(tr), 1500), replace=False))]
+    te = [te[i] for i in sorted(rng.choice(len(te), size=min(len(te), 600), replace=False))]
+    return tr, te
+
+
+@pytest.fixture(scope="module")
+def small_model(split):
+    tr, _ = split
+    y = np.array([r["label"] == "machine" for r in tr], dtype=int)
+    model, _ = T.fit_model([r["text"] for r in tr], y, [r["group"] for r in tr], seed=7, n_inner=3)
+    model.meta["detector_version"] = "test"
+    return model
+
+
+@pytest.fixture(scope="module")
+def sample_texts(split):
+    return [r["text"] for r in split[1][:40]]
+
+
+@needs_data
+def test_small_model_separates_held_out_groups(small_model, split):
+    from sklearn.metrics import roc_auc_score
+
+    _, te = split
+    y = np.array([r["label"] == "machine" for r in te], dtype=int)
+    assert 0 < y.sum() < len(y)
+    p = small_model.predict([r["text"] for r in te])
+    assert roc_auc_score(y, p) > 0.75
+    assert p[y == 1].mean() > p[y == 0].mean()
+
+
+@needs_data
+def test_save_load_round_trip_identical_scores(small_model, sample_texts, tmp_path):
+    save_model(str(tmp_path), small_model)
+    loaded = load_model(str(tmp_path))
+    assert loaded.detector_names == small_model.detector_names == DETECTOR_NAMES
+    assert loaded.detector_version == "test"
+    a, b = small_model.score_detectors(sample_texts), loaded.score_detectors(sample_texts)
+    for k in DETECTOR_NAMES:
+        np.testing.assert_array_equal(a[k], b[k])
+    np.testing.assert_array_equal(small_model.likelihood(a), loaded.likelihood(b))
+
+
+@needs_data
+def test_model_files_load_without_pickle(small_model, tmp_path):
+    save_model(str(tmp_path), small_model)
+    with np.load(os.path.join(tmp_path, "arrays.npz"), allow_pickle=False) as z:
+        for k in z.files:
+            assert z[k].dtype != object
+    import json
+
+    with open(os.path.join(tmp_path, "model.json")) as f:
+        doc = json.load(f)
+    assert doc["detector_names"] == DETECTOR_NAMES and doc["seed"] == 7
+
+
+@needs_data
+def test_scores_in_unit_interval_and_batched_equals_single(small_model, sample_texts):
+    batch = small_model.score_detectors(sample_texts)
+    pb = small_model.likelihood(batch)
+    for k, v in batch.items():
+        assert v.shape == (len(sample_texts),) and np.all((v >= 0) & (v <= 1)), k
+    assert np.all((pb >= 0) & (pb <= 1))
+    for i in range(0, len(sample_texts), 7):
+        one = small_model.score_detectors([sample_texts[i]])
+        for k in DETECTOR_NAMES:
+            assert one[k][0] == pytest.approx(batch[k][i], abs=1e-9)
+        assert small_model.likelihood(one)[0] == pytest.approx(pb[i], abs=1e-9)
+
+
+@needs_data
+def test_whitespace_layout_does_not_change_scores(small_model, sample_texts):
+    t = sample_texts[0]
+    variants = [t, "\n\n  " + t.replace(". ", ".\n\n") + "  \n", t.replace(" ", "  ")]
+    s = small_model.predict(variants)
+    assert np.ptp(s) < 1e-12
+
+
+@needs_data
+def test_empty_short_and_binary_input_do_not_crash(small_model):
+    odd = ["", "   \n\t ", "hi", "Ok.", b"\x00\xff\xfe\x01binary\x80", None, "\x00\x01\x02", 12345,
+           "😀" * 50, "a" * 20000, "\u200b\u200b"]
+    s = small_model.score_detectors(odd)
+    p = small_model.likelihood(s)
+    assert p.shape == (len(odd),) and np.all(np.isfinite(p)) and np.all((p >= 0) & (p <= 1))
+    for k in DETECTOR_NAMES:
+        assert s[k][0] == pytest.approx(small_model.prior)  # empty → prior
+    assert small_model.score_detectors([])["classifier"].shape == (0,)
+    assert small_model.likelihood(small_model.score_detectors([])).shape == (0,)
+
+
+@needs_data
+def test_training_is_reproducible(split):
+    from corpus_audit.transforms.detectors.model_io import model_state
+
+    tr = split[0][:400]
+    y = np.array([r["label"] == "machine" for r in tr], dtype=int)
+    args = ([r["text"] for r in tr], y, [r["group"] for r in tr])
+    a = model_state(T.fit_model(*args, seed=3, n_inner=3)[0])
+    b = model_state(T.fit_model(*args, seed=3, n_inner=3)[0])
+    assert a[0]["array_sha256"] == b[0]["array_sha256"]
+
+
+def test_default_model_ships_and_loads():
+    m = load_default_model()
+    assert m.detector_names == DETECTOR_NAMES
+    assert m.detector_version.startswith("1.")
+    d = os.path.dirname(os.path.abspath(__import__("corpus_audit.transforms.detectors.model_io",
+                                                   fromlist=["x"]).__file__))
+    size = sum(os.path.getsize(os.path.join(d, "default_model", f)) for f in ("model.json", "arrays.npz"))
+    assert size < 5_000_000
+    chat = ("Sure, here's a short overview. In conclusion, it's important to note that regular exercise "
+            "plays a crucial role in maintaining overall health. Additionally, it fosters a deeper "
+            "understanding of one's body. I hope this helps! Let me know if you have any other questions.")
+    p = m.predict([chat, ""])
+    assert p[0] > 0.5 and 0 <= p[1] <= 1
+
+
+def test_normalize_text():
+    assert normalize_text("  a\n\nb\t c  ") == "a b c"
+    assert normalize_text("\u201cquoted\u201d it\u2019s") == "\"quoted\" it's"
+    assert normalize_text(None) == "" and normalize_text(b"x\xff y") == "x y"
+
+
+# ------------------------------------------------------------------ ensemble evidence rules
+def test_near_copy_override_raises_to_floor():
+    p = np.array([0.1, 0.5, 0.99])
+    out = apply_evidence(p, known_similarity=np.array([0.6, 0.2, 0.9]))
+    assert out[0] == NEAR_COPY_FLOOR and out[1] == 0.5 and out[2] == 0.99
+
+
+def test_containment_mixes_toward_floor_and_missing_is_neutral():
+    p = np.array([0.1, 0.1, 0.1, 0.1])
+    out = apply_evidence(p, known_containment=np.array([0.5, 0.2, np.nan, 1.0]))
+    assert out[0] == pytest.approx(0.5 * 0.97 + 0.5 * 0.1)
+    assert out[1] == 0.1 and out[2] == 0.1 and out[3] == pytest.approx(0.97)
+    np.testing.assert_array_equal(apply_evidence(p), p)
+
+
+def test_model_likelihood_applies_evidence():
+    m = load_default_model()
+    s = {k: np.array([0.01, 0.01]) for k in m.detector_names}
+    base = m.likelihood(s)
+    ev = m.likelihood(s, known_similarity=np.array([0.8, 0.0]), known_containment=None,
+                      cluster_size=np.array([1, 5]))
+    assert ev[0] >= 0.97 and ev[1] == pytest.approx(base[1])
+
+
+# ------------------------------------------------------------------ provenance decision table
+LONG = 200
+
+
+def _one(p=0.5, **kw):
+    kw.setdefault("n_words", LONG)
+    prov, reason = decide_provenance(np.array([p]), **kw)
+    return prov[0], reason[0]
+
+
+def test_rule_too_short():
+    assert _one(0.99, n_words=20, known_match_kind=["near_copy"]) == ("unknown", "too_short")
+
+
+def test_rule_non_english():
+    assert _one(0.99, is_english=[False]) == ("unknown", "non_english")
+
+
+def test_rule_known_output_copy():
+    assert _one(0.05, known_match_kind=["near_copy"]) == ("synthetic", "known_output_copy")
+
+
+def test_rule_generator_meta_tag():
+    assert _one(0.2, html_generator=["Jasper AI writer 2.1"]) == ("synthetic", "generator_meta_tag")
+    assert _one(0.2, html_generator=["WordPress 6.4"]) == ("unknown", "uncertain")
+
+
+def test_rule_domain_deny_and_allow_suffix_match():
+    assert _one(0.2, domain=["blog.spam.example"], deny_domains={"spam.example"}) == ("synthetic", "domain_denylist")
+    assert _one(0.8, domain=["news.example.com"], allow_domains={"example.com"}) == ("human", "domain_allowlist")
+    assert _one(0.5, domain=["badexample.com"], allow_domains={"example.com"}) == ("unknown", "uncertain")
+
+
+def test_rule_partial_known_output():
+    assert _one(0.5, known_match_kind=["contains"]) == ("human_edited", "partial_known_output")
+    assert _one(0.5, known_containment=[0.4]) == ("human_edited", "partial_known_output")
+
+
+def test_rule_crawled_before_chatgpt():
+    assert _one(0.3, crawl_date=[dt.datetime(2019, 5, 1)]) == ("human", "crawled_before_chatgpt")
+    assert _one(0.3, crawl_date=[dt.datetime(2024, 5, 1)]) == ("unknown", "uncertain")
+    assert _one(0.95, crawl_date=[dt.datetime(2019, 5, 1)]) == ("synthetic", "detector_high")
+
+
+def test_rule_detector_high_low_uncertain():
+    assert _one(0.95) == ("synthetic", "detector_high")
+    assert _one(0.05) == ("human", "detector_low")
+    assert _one(0.5) == ("unknown", "uncertain")
+
+
+def test_provenance_is_vectorised_and_handles_missing():
+    prov, reason = decide_provenance(np.array([0.95, 0.05, np.nan]), n_words=[100, 100, 100],
+                                     crawl_date=[None, "2020-01-01", None], domain=[None, "", "x.org"])
+    assert list(prov) == ["synthetic", "human", "unknown"]
+    assert list(reason) == ["detector_high", "crawled_before_chatgpt", "uncertain"]
+    assert decide_provenance(np.zeros(0))[0].shape == (0,)
+
+
+def test_guess_is_english():
+    en = "The results of the study show that the method is more robust than the baseline on all of the tasks."
+    de = "Die Ergebnisse der Studie zeigen, dass die Methode robuster ist als die Basislinie bei allen Aufgaben."
+    zh = "研究结果表明，该方法在所有任务上都比基线更稳健。"
+    assert list(guess_is_english([en, de, zh, ""])) == [True, False, False, False]

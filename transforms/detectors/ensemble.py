@@ -1,0 +1,130 @@
+"""Stacked, calibrated ensemble of the detectors, plus explicit hard-evidence rules.
+
+Prediction for one document, in order:
+
+1. **Stack.** z = b + Σ_k w_k · logit(det_k), a logistic regression trained on *out-of-fold*
+   detector scores (GroupKFold by `group`, so no detector scores its own training texts).
+2. **Calibration.** p = isotonic(sigmoid(z)), an isotonic regression fitted on out-of-fold
+   stack predictions (nested GroupKFold) and stored as its two threshold arrays (applied with
+   linear interpolation). A tie-breaker of 1e-3 · sigmoid(z) is mixed in,
+   p = (1 - 1e-3) · isotonic + 1e-3 · sigmoid(z), so the ranking equals the stack's.
+3. **Soft evidence (neutral until trained with evidence).** p ← sigmoid(logit(p) +
+   w_cluster · log(cluster_size)), with w_cluster = `cluster_weight` (0.0 in models trained on
+   the detection data, which has no clusters; stored in model.json so it can be set later).
+4. **Hard evidence overrides** (documented rules; they only ever raise p):
+
+   | rule | condition | result |
+   |---|---|---|
+   | known near copy | known_similarity ≥ 0.5 | p = max(p, 0.97) |
+   | partial copy of known output | known_containment = c ≥ 0.3 | p = max(p, c · 0.97 + (1 - c) · p) |
+
+   A near copy of a known model output is machine text whatever the detectors say. A document
+   containing a share c of a known output is at least that machine-written, so the
+   likelihood moves toward the near-copy floor in proportion to c. Missing evidence (None or
+   NaN) is neutral.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import logit, sigmoid
+
+NEAR_COPY_SIMILARITY = 0.5
+NEAR_COPY_FLOOR = 0.97
+CONTAINMENT_MIN = 0.3
+CONTAINMENT_CEILING = 0.97
+TIE_BREAK = 1e-3
+
+
+def _evidence(x, n, fill):
+    if x is None:
+        return np.full(n, fill, dtype=np.float64)
+    a = np.asarray(x, dtype=np.float64).reshape(-1)
+    if len(a) != n:
+        raise ValueError(f"evidence array has {len(a)} values for {n} documents")
+    return np.where(np.isfinite(a), a, fill)
+
+
+def apply_evidence(p, known_similarity=None, known_containment=None):
+    """The hard-evidence rules of the table above (vectorised; only raise p)."""
+    p = np.asarray(p, dtype=np.float64).copy()
+    n = len(p)
+    sim = _evidence(known_similarity, n, 0.0)
+    con = np.clip(_evidence(known_containment, n, 0.0), 0.0, 1.0)
+    part = con >= CONTAINMENT_MIN
+    p[part] = np.maximum(p[part], con[part] * CONTAINMENT_CEILING + (1 - con[part]) * p[part])
+    near = sim >= NEAR_COPY_SIMILARITY
+    p[near] = np.maximum(p[near], NEAR_COPY_FLOOR)
+    return p
+
+
+class Ensemble:
+    def __init__(self, detector_names, coef=None, intercept=0.0, iso_x=None, iso_y=None,
+                 cluster_weight=0.0, C=1.0):
+        self.detector_names = list(detector_names)
+        self.coef = None if coef is None else np.asarray(coef, dtype=np.float64)
+        self.intercept = float(intercept)
+        self.iso_x = None if iso_x is None else np.asarray(iso_x, dtype=np.float64)
+        self.iso_y = None if iso_y is None else np.asarray(iso_y, dtype=np.float64)
+        self.cluster_weight = float(cluster_weight)
+        self.C = float(C)
+
+    def _matrix(self, det_scores):
+        return np.column_stack([logit(det_scores[k]) for k in self.detector_names])
+
+    def raw(self, det_scores):
+        return sigmoid(self._matrix(det_scores) @ self.coef + self.intercept)
+
+    def calibrate(self, raw):
+        raw = np.asarray(raw, dtype=np.float64)
+        if self.iso_x is None or len(self.iso_x) == 0:
+            return raw
+        iso = np.interp(raw, self.iso_x, self.iso_y)
+        return (1 - TIE_BREAK) * iso + TIE_BREAK * raw
+
+    def fit(self, det_scores, y, groups, sample_weight=None, seed=0, n_folds=5):
+        """Stack on out-of-fold detector scores; isotonic calibration on nested OOF output."""
+        from sklearn.isotonic import IsotonicRegression
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import GroupKFold
+
+        Z, y = self._matrix(det_scores), np.asarray(y)
+        w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+
+        def lr_fit(idx):
+            m = LogisticRegression(C=self.C, max_iter=1000, random_state=seed)
+            return m.fit(Z[idx], y[idx], sample_weight=w[idx])
+
+        oof = np.zeros(len(y))
+        k = min(n_folds, len(np.unique(groups)))
+        for tr, te in GroupKFold(n_splits=k).split(Z, y, groups):
+            oof[te] = lr_fit(tr).predict_proba(Z[te])[:, 1]
+        m = lr_fit(np.arange(len(y)))
+        self.coef, self.intercept = m.coef_[0].astype(np.float64), float(m.intercept_[0])
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(oof, y)
+        self.iso_x = np.asarray(iso.X_thresholds_, dtype=np.float64)
+        self.iso_y = np.asarray(iso.y_thresholds_, dtype=np.float64)
+        self.oof_raw = oof
+        return self
+
+    def predict(self, det_scores, known_similarity=None, known_containment=None, cluster_size=None):
+        p = self.calibrate(self.raw(det_scores))
+        if cluster_size is not None and self.cluster_weight != 0.0:
+            cs = np.maximum(_evidence(cluster_size, len(p), 1.0), 1.0)
+            p = sigmoid(logit(p) + self.cluster_weight * np.log(cs))
+        return np.clip(apply_evidence(p, known_similarity, known_containment), 0.0, 1.0)
+
+    def get_state(self):
+        params = {"detector_names": self.detector_names, "intercept": self.intercept,
+                  "weights": {k: float(c) for k, c in zip(self.detector_names, self.coef)},
+                  "stack_input": "logit(clip(score, 1e-4, 1 - 1e-4))", "C": self.C,
+                  "calibration": "isotonic on out-of-fold stack output, linear interpolation, tie-break 1e-3",
+                  "evidence": {"cluster_weight": self.cluster_weight,
+                               "near_copy_similarity": NEAR_COPY_SIMILARITY, "near_copy_floor": NEAR_COPY_FLOOR,
+                               "containment_min": CONTAINMENT_MIN, "containment_ceiling": CONTAINMENT_CEILING}}
+        return params, {"coef": self.coef, "iso_x": self.iso_x, "iso_y": self.iso_y}
+
+    @classmethod
+    def from_state(cls, params, arrays):
+        return cls(params["detector_names"], arrays["coef"], params["intercept"], arrays["iso_x"],
+                   arrays["iso_y"], params["evidence"]["cluster_weight"], params.get("C", 1.0))

@@ -1,0 +1,130 @@
+"""The detector model: detectors + ensemble, saved as `model.json` + `arrays.npz` (no pickle).
+
+`model.json` holds `detector_version`, every detector's feature parameters, the detector
+names, the ensemble weights and calibration description, the training data's sha256 and the
+seed, and the sha256 of every array (so two trainings can be compared for reproducibility).
+`arrays.npz` holds plain numeric arrays only and is read with `allow_pickle=False`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import numpy as np
+
+from .base import normalize_text
+from .classifier import ClassifierDetector
+from .compression import CompressionDetector
+from .ensemble import Ensemble
+from .phrases import PhrasesDetector
+from .stylometry import StylometryDetector
+from .wordfreq_stats import WordfreqDetector
+
+FORMAT = "corpus-audit-detectors/1"
+DETECTOR_CLASSES = {c.name: c for c in (ClassifierDetector, StylometryDetector, WordfreqDetector,
+                                        CompressionDetector, PhrasesDetector)}
+DETECTOR_NAMES = list(DETECTOR_CLASSES)
+DEFAULT_MODEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "default_model")
+MIN_CHARS = 1  # texts with fewer non-space characters get the prior instead of detector scores
+
+
+class DetectorModel:
+    """Detectors and ensemble. Texts given to `score_detectors` are raw: they are normalised here."""
+
+    def __init__(self, detectors: dict, ensemble: Ensemble, meta: dict):
+        self.detectors = detectors
+        self.ensemble = ensemble
+        self.meta = dict(meta)
+
+    @property
+    def detector_names(self) -> list:
+        return list(self.detectors)
+
+    @property
+    def detector_version(self) -> str:
+        return self.meta["detector_version"]
+
+    @property
+    def prior(self) -> float:
+        return float(self.meta.get("prior", 0.5))
+
+    def score_detectors(self, texts) -> dict:
+        """Raw texts (str, bytes or None) → {name: scores in [0, 1]}; empty texts get the prior."""
+        norm = [normalize_text(t) for t in texts]
+        ok = np.array([len(t) >= MIN_CHARS for t in norm], dtype=bool)
+        live = [t for t, k in zip(norm, ok) if k]
+        out = {}
+        for name, det in self.detectors.items():
+            s = np.full(len(norm), self.prior, dtype=np.float64)
+            if live:
+                s[ok] = np.clip(det.score(live), 0.0, 1.0)
+            out[name] = s
+        return out
+
+    def likelihood(self, det_scores: dict, known_similarity=None, known_containment=None,
+                   cluster_size=None) -> np.ndarray:
+        """Calibrated likelihood in [0, 1] that each document is machine-written (see ensemble.py)."""
+        return self.ensemble.predict(det_scores, known_similarity, known_containment, cluster_size)
+
+    def predict(self, texts, known_similarity=None, known_containment=None, cluster_size=None):
+        return self.likelihood(self.score_detectors(texts), known_similarity, known_containment, cluster_size)
+
+
+def _array_digest(arrays):
+    return {k: hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest()[:16] for k, v in sorted(arrays.items())}
+
+
+def model_state(model: DetectorModel):
+    params, arrays = {}, {}
+    for name, det in model.detectors.items():
+        p, a = det.get_state()
+        params[name] = p
+        arrays.update({f"{name}.{k}": np.asarray(v) for k, v in a.items()})
+    ep, ea = model.ensemble.get_state()
+    arrays.update({f"ensemble.{k}": np.asarray(v) for k, v in ea.items()})
+    for k, v in arrays.items():
+        if v.dtype == object:
+            raise TypeError(f"array {k} has dtype object")
+    doc = {"format": FORMAT, **model.meta, "detector_names": model.detector_names,
+           "detectors": params, "ensemble": ep, "array_sha256": _array_digest(arrays)}
+    return doc, arrays
+
+
+def save_model(directory: str, model: DetectorModel) -> str:
+    os.makedirs(directory, exist_ok=True)
+    doc, arrays = model_state(model)
+    np.savez_compressed(os.path.join(directory, "arrays.npz"), **arrays)
+    with open(os.path.join(directory, "model.json"), "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=1, sort_keys=False, ensure_ascii=False)
+        f.write("\n")
+    return directory
+
+
+def load_model(directory: str) -> DetectorModel:
+    with open(os.path.join(directory, "model.json"), encoding="utf-8") as f:
+        doc = json.load(f)
+    if doc.get("format") != FORMAT:
+        raise ValueError(f"{directory}: not a {FORMAT} model")
+    with np.load(os.path.join(directory, "arrays.npz"), allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    detectors = {}
+    for name in doc["detector_names"]:
+        sub = {k[len(name) + 1:]: v for k, v in arrays.items() if k.startswith(name + ".")}
+        detectors[name] = DETECTOR_CLASSES[name].from_state(doc["detectors"][name], sub)
+    ens = {k[len("ensemble."):]: v for k, v in arrays.items() if k.startswith("ensemble.")}
+    ensemble = Ensemble.from_state(doc["ensemble"], ens)
+    meta = {k: doc[k] for k in ("detector_version", "training_data_sha256", "seed", "prior", "trained_on")
+            if k in doc}
+    return DetectorModel(detectors, ensemble, meta)
+
+
+_DEFAULT = None
+
+
+def load_default_model() -> DetectorModel:
+    """The model shipped in the package (`default_model/`), loaded once per process."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = load_model(DEFAULT_MODEL_DIR)
+    return _DEFAULT

@@ -1,0 +1,122 @@
+"""Tell-tale phrases of chat models → a low-weight score.
+
+Each category is one case-insensitive regular expression over normalised text; a text's
+feature for a category is log(1 + number of matches). The score is
+sigmoid(intercept + Σ weight_k · feature_k) with the hand-set, documented weights below
+(log-odds per unit of log(1 + count)); only the intercept is fitted (the log-odds of "machine"
+among training texts with no phrase at all), so the rules transfer to sources the training data
+never saw. The ensemble decides how much this score counts.
+
+| category | examples | weight |
+|---|---|---|
+| refusal | "I'm sorry, but I can't", "I cannot provide", "I don't have personal opinions" | 4.0 |
+| ai_self | "as an AI language model", "as an AI", "I am an AI" | 4.0 |
+| chat_open | text starts "Sure, here's", "Certainly!", "Of course!", "Great question", "Hi there!" | 3.0 |
+| chat_close | "I hope this helps", "Let me know if", "feel free to", "happy to help" | 3.0 |
+| important_note | "it's important to note/remember", "it is worth noting", "it is essential to" | 1.5 |
+| conclusion | "In conclusion,", "In summary,", "Overall,", "Ultimately,", "To sum up" | 1.0 |
+| markdown | "**bold**", "### heading", "1. **Item**" | 1.0 |
+| connective | "Additionally,", "Furthermore,", "Moreover,", "In addition," | 0.7 |
+| buzzword | delve, tapestry, testament, intricate, multifaceted, pivotal, showcasing, "plays a crucial role", "in today's fast-paced world", "navigate the complexities" | 0.6 |
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from .base import Detector, logit, sigmoid
+
+CATEGORIES = {
+    "refusal": (4.0, r"\bI'?m sorry,? but (?:I|as)\b|\bI (?:cannot|can't|am unable to|am not able to) "
+                r"(?:fulfill|provide|assist|help with|comply|create|generate|answer)|\bI don't have "
+                r"(?:personal|access to|the ability)|\bI do not have (?:personal|access|the ability)|"
+                r"\bmy (?:knowledge cutoff|training data)\b"),
+    "ai_self": (4.0, r"\bas an? (?:AI|artificial intelligence)(?: language model| assistant| model)?\b|"
+                r"\bI am an AI\b|\bI'm an AI\b|\bas a (?:large )?language model\b"),
+    "chat_open": (3.0, r"^(?:Sure|Certainly|Absolutely|Of course|Great question|Hi there|Hello there|"
+                  r"Okay|Alright)\b[!,.:]|^Here(?: i|')s (?:a|an|the|my|some)\b|^(?:Sure|Certainly)[!,.]? "
+                  r"here(?: i|')s\b"),
+    "chat_close": (3.0, r"\bI hope (?:this|that) helps\b|\bhope this helps\b|\blet me know if\b|"
+                   r"\bfeel free to\b|\bhappy to help\b|\bif you have any (?:other |further |more )?questions\b"),
+    "important_note": (1.5, r"\bit(?:'s| is) (?:important|worth|crucial|essential|vital) to "
+                       r"(?:note|remember|consider|recognize|understand|mention)\b|\bit is worth noting\b|"
+                       r"\bit(?:'s| is) essential to\b"),
+    "conclusion": (1.0, r"\b(?:In conclusion|In summary|To summarize|To sum up|Overall|Ultimately|"
+                   r"In essence)\s*,"),
+    "markdown": (1.0, r"\*\*[^*]{1,80}\*\*|(?:^| )#{2,4} [A-Z]|\b\d\. \*\*"),
+    "connective": (0.7, r"\b(?:Additionally|Furthermore|Moreover|In addition)\s*,"),
+    "buzzword": (0.6, r"\b(?:delve[sd]?|delving|tapestry|testament to|intricate|multifaceted|pivotal|"
+                 r"showcas(?:e|es|ed|ing)|underscor(?:e|es|ed|ing)|fostering|realm of|vibrant|"
+                 r"seamless(?:ly)?|holistic|invaluable|embark(?:ed|ing)? on|nuanced|"
+                 r"plays? an? (?:crucial|vital|significant|pivotal|key|important) role|"
+                 r"in today's (?:fast-paced|digital|modern|rapidly)|navigat(?:e|ing) the complexities|"
+                 r"a (?:deeper|better) understanding of|valuable insights?|ever-(?:changing|evolving))\b"),
+}
+NAMES = list(CATEGORIES)
+WEIGHTS = np.array([CATEGORIES[k][0] for k in NAMES])
+_RES = [re.compile(CATEGORIES[k][1], re.I | re.M) for k in NAMES]
+# Cheap gates: a category's regex runs only if one of its lower-case trigger strings occurs.
+# (Every match of the regex contains one of them; chat_open only looks at the text start.)
+TRIGGERS = {
+    "refusal": ("sorry", "cannot", "can't", "unable to", "not able to", "don't have", "do not have",
+                "my knowledge", "my training"),
+    "ai_self": ("ai", "artificial intelligence", "language model"),
+    "chat_open": None,
+    "chat_close": ("hope th", "let me know", "feel free", "happy to help", "questions"),
+    "important_note": ("important to", "worth", "crucial to", "essential to", "vital to"),
+    "conclusion": ("conclusion", "summary", "summarize", "sum up", "overall", "ultimately", "in essence"),
+    "markdown": ("**", "##"),
+    "connective": ("additionally", "furthermore", "moreover", "in addition"),
+    "buzzword": ("delv", "tapestr", "testament", "intricat", "multifacet", "pivotal", "showcas", "underscor",
+                 "fostering", "realm of", "vibrant", "seamless", "holistic", "invaluable", "embark", "nuanced",
+                 " role", "in today's", "complexities", "understanding of", "valuable insight", "ever-"),
+}
+_GATED = [(r, TRIGGERS[k]) for k, r in zip(NAMES, _RES)]
+
+
+def phrase_counts(text: str, max_chars=8000) -> np.ndarray:
+    t = text[:max_chars]
+    low = t.lower()
+    out = np.zeros(len(NAMES))
+    for j, (r, trig) in enumerate(_GATED):
+        if trig is None:
+            out[j] = 1.0 if r.search(t[:200]) else 0.0
+        elif any(s in low for s in trig):
+            out[j] = sum(1 for _ in r.finditer(t))
+    return out
+
+
+class PhrasesDetector(Detector):
+    name = "phrases"
+
+    def __init__(self, max_chars=8000, intercept=0.0, weights=None):
+        self.max_chars = int(max_chars)
+        self.intercept = float(intercept)
+        self.weights = WEIGHTS.copy() if weights is None else np.asarray(weights, dtype=np.float64)
+
+    def featurize(self, texts):
+        if not len(texts):
+            return np.zeros((0, len(NAMES)))
+        return np.log1p(np.vstack([phrase_counts(t, self.max_chars) for t in texts]))
+
+    def fit(self, X, y, sample_weight=None, seed=0):
+        y = np.asarray(y, dtype=np.float64)
+        w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        none = ~(np.asarray(X) > 0).any(axis=1)
+        if none.any():
+            self.intercept = float(logit(np.average(y[none], weights=w[none])))
+        return self
+
+    def predict(self, X):
+        return sigmoid(self.intercept + np.asarray(X) @ self.weights)
+
+    def get_state(self):
+        return ({"max_chars": self.max_chars, "intercept": self.intercept, "categories": NAMES,
+                 "patterns": {k: CATEGORIES[k][1] for k in NAMES}}, {"weights": self.weights})
+
+    @classmethod
+    def from_state(cls, params, arrays):
+        if list(params["categories"]) != NAMES:
+            raise ValueError("phrase categories of the saved model differ from this code")
+        return cls(params["max_chars"], params["intercept"], arrays["weights"])

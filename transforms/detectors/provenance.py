@@ -1,0 +1,141 @@
+"""Provenance decision table: per-document signals → (`provenance`, `provenance_reason`).
+
+Rules are tried top to bottom; the first that applies decides. `p` is the calibrated
+synthetic likelihood (ensemble output, hard evidence already applied).
+
+| # | condition | provenance | reason |
+|---|---|---|---|
+| 1 | empty text or n_words < 50 | unknown | `too_short` |
+| 2 | not English (stop-word check) | unknown | `non_english` |
+| 3 | known_match_kind == 'near_copy' | synthetic | `known_output_copy` |
+| 4 | html generator meta tag names an AI writer / AI site builder (GENERATOR_PATTERNS) | synthetic | `generator_meta_tag` |
+| 5 | domain in the user's deny set (suffix match) | synthetic | `domain_denylist` |
+| 6 | domain in the user's allow set (suffix match) | human | `domain_allowlist` |
+| 7 | known_match_kind == 'contains' or known_containment ≥ 0.3 | human_edited | `partial_known_output` |
+| 8 | first crawled before 2022-11-30 (ChatGPT release) and p < 0.9 | human | `crawled_before_chatgpt` |
+| 9 | p ≥ 0.9 (`high`) | synthetic | `detector_high` |
+| 10 | p ≤ 0.1 (`low`) | human | `detector_low` |
+| 11 | otherwise | unknown | `uncertain` |
+
+Notes: short, non-English and empty documents never get a confident label, whatever the other
+evidence (rules 1-2 come first; the caller keeps the raw signals). A pre-ChatGPT crawl date is
+strong human evidence but not proof (GPT-2/3 spam existed), so a very high likelihood on an old
+page falls through to `detector_high`. Domain suffix match: 'example.com' matches
+'example.com' and 'news.example.com', not 'badexample.com'.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import re
+
+import numpy as np
+
+HUMAN, HUMAN_EDITED, SYNTHETIC, UNKNOWN = "human", "human_edited", "synthetic", "unknown"
+CHATGPT_RELEASE = _dt.datetime(2022, 11, 30)
+MIN_WORDS = 50
+HIGH, LOW = 0.9, 0.1
+CONTAINMENT_MIN = 0.3
+
+# <meta name="generator"> values that name text generators or AI site/content builders.
+GENERATOR_PATTERNS = [
+    r"\bchat ?gpt\b", r"\bgpt-?[234]", r"\bopenai\b", r"\bjasper\b", r"\bcopy\.ai\b", r"\bwritesonic\b",
+    r"\brytr\b", r"\barticle ?forge\b", r"\bai ?writer\b", r"\bai content\b", r"\bwordhero\b",
+    r"\bcontent ?at ?scale\b", r"\bkoala ?writer\b", r"\b10web ai\b", r"\bdurable\b", r"\bzyro ai\b",
+    r"\bai[- ]generated\b", r"\bai (?:site|website) builder\b",
+]
+_GEN_RE = re.compile("|".join(GENERATOR_PATTERNS), re.I)
+
+
+def _norm_domain(d):
+    d = (d or "").strip().lower().rstrip(".")
+    return d[4:] if d.startswith("www.") else d
+
+
+def domain_matches(domain, domain_set) -> bool:
+    """Suffix match on label boundaries: 'example.com' matches 'news.example.com'."""
+    d = _norm_domain(domain)
+    if not d or not domain_set:
+        return False
+    labels = d.split(".")
+    return any(".".join(labels[i:]) in domain_set for i in range(len(labels)))
+
+
+def generator_is_ai(value) -> bool:
+    return bool(value) and bool(_GEN_RE.search(str(value)))
+
+
+def _to_datetime(x):
+    if x is None:
+        return None
+    if isinstance(x, float) and np.isnan(x):
+        return None
+    if isinstance(x, np.datetime64):
+        if np.isnat(x):
+            return None
+        x = x.astype("datetime64[us]").item()
+    if isinstance(x, str):
+        try:
+            x = _dt.datetime.fromisoformat(x.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if isinstance(x, _dt.datetime):
+        return x.replace(tzinfo=None)
+    if isinstance(x, _dt.date):
+        return _dt.datetime(x.year, x.month, x.day)
+    return None
+
+
+def _col(x, n, fill):
+    if x is None:
+        return [fill] * n
+    if np.isscalar(x) or isinstance(x, (str, _dt.date)):
+        return [x] * n
+    x = list(x)
+    if len(x) != n:
+        raise ValueError(f"signal has {len(x)} values for {n} documents")
+    return x
+
+
+def decide_provenance(synthetic_likelihood, known_match_kind=None, known_containment=None,
+                      crawl_date=None, domain=None, allow_domains=(), deny_domains=(),
+                      html_generator=None, n_words=None, is_english=None, high=HIGH, low=LOW):
+    """Vectorised decision table (module docstring). Every signal is an array/list of length n,
+    a scalar applied to all, or None (missing; a missing value inside a list is neutral, e.g.
+    is_english None counts as English, n_words None as 0). Use `guess_is_english(texts)` for
+    `is_english`. Returns (provenance, reason) as object arrays."""
+    p = np.asarray(synthetic_likelihood, dtype=np.float64).reshape(-1)
+    n = len(p)
+    p = np.where(np.isfinite(p), p, 0.5)
+    kind = _col(known_match_kind, n, None)
+    con = np.asarray([np.nan if c is None else float(c) for c in _col(known_containment, n, None)])
+    dates = [_to_datetime(d) for d in _col(crawl_date, n, None)]
+    doms = _col(domain, n, None)
+    gens = _col(html_generator, n, None)
+    nw = np.asarray([0 if w is None else w for w in _col(n_words, n, None)], dtype=np.float64) \
+        if n_words is not None else np.full(n, np.inf)
+    eng = np.asarray([True if e is None else bool(e) for e in _col(is_english, n, True)], dtype=bool)
+    allow = {_norm_domain(d) for d in (allow_domains or ())}
+    deny = {_norm_domain(d) for d in (deny_domains or ())}
+
+    has_con = np.isfinite(con)
+    conditions = [
+        ~(nw >= MIN_WORDS),
+        ~eng,
+        np.array([k == "near_copy" for k in kind], dtype=bool),
+        np.array([generator_is_ai(g) for g in gens], dtype=bool),
+        np.array([bool(deny) and domain_matches(d, deny) for d in doms], dtype=bool),
+        np.array([bool(allow) and domain_matches(d, allow) for d in doms], dtype=bool),
+        np.array([k == "contains" for k in kind], dtype=bool) | (has_con & (np.where(has_con, con, 0) >= CONTAINMENT_MIN)),
+        np.array([d is not None and d < CHATGPT_RELEASE for d in dates], dtype=bool) & (p < high),
+        p >= high,
+        p <= low,
+    ]
+    outcomes = [(UNKNOWN, "too_short"), (UNKNOWN, "non_english"), (SYNTHETIC, "known_output_copy"),
+                (SYNTHETIC, "generator_meta_tag"), (SYNTHETIC, "domain_denylist"), (HUMAN, "domain_allowlist"),
+                (HUMAN_EDITED, "partial_known_output"), (HUMAN, "crawled_before_chatgpt"),
+                (SYNTHETIC, "detector_high"), (HUMAN, "detector_low")]
+    rule = np.select(conditions, np.arange(len(conditions)), default=len(conditions)) if n else np.zeros(0, int)
+    outcomes.append((UNKNOWN, "uncertain"))
+    prov = np.array([o[0] for o in outcomes], dtype=object)[rule]
+    reason = np.array([o[1] for o in outcomes], dtype=object)[rule]
+    return prov, reason

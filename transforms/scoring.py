@@ -1,0 +1,65 @@
+"""Detector scores in the shard pass and the ensemble + provenance in the last pass.
+
+Detectors need the text, so they run where the text is read; the ensemble also needs the
+shuffle-derived evidence (known-output similarity, cluster size), so it runs when each
+shard is written. Both load the model once per worker, in DoFn.setup().
+"""
+import numpy as np
+
+from corpus_audit.schemas.documents import DETECTOR_NAMES
+
+DEFAULT_MODEL = "default"
+
+
+def load_detector_model(spec):
+    """`None` → no detectors; "default" → the model shipped in the package; else a directory."""
+    if spec is None:
+        return None
+    from corpus_audit.transforms.detectors.model_io import load_default_model, load_model
+
+    model = load_default_model() if spec == DEFAULT_MODEL else load_model(spec)
+    missing = set(DETECTOR_NAMES) - set(model.detector_names)
+    if missing:
+        raise ValueError(f"detector model {spec} lacks detectors {sorted(missing)}")
+    return model
+
+
+def ensemble_columns(model, batch, cols, start, stop, allow_domains, deny_domains):
+    """synthetic_likelihood, provenance, provenance_reason, detector_version for rows
+    start:stop of a shard; `batch` is the staged Arrow batch, `cols` the annotation columns."""
+    from corpus_audit.transforms.detectors.provenance import decide_provenance
+
+    n = stop - start
+    similarity = cols["known_similarity"][start:stop]
+    containment = cols["known_containment"][start:stop]
+    if model is not None:
+        scores = {name: batch.column("det_" + name).to_numpy(zero_copy_only=False).astype(np.float64)
+                  for name in DETECTOR_NAMES}
+        likelihood = model.likelihood(scores, np.nan_to_num(similarity), np.nan_to_num(containment),
+                                      cols["cluster_size"][start:stop])
+        english = batch.column("is_english").to_pylist()
+        version = model.detector_version
+    else:
+        likelihood, english, version = np.full(n, np.nan), None, None
+    provenance, reason = decide_provenance(
+        likelihood, known_match_kind=cols["known_match_kind"][start:stop],
+        known_containment=[None if np.isnan(c) else c for c in containment],
+        crawl_date=batch.column("crawl_date").to_pylist(), domain=batch.column("domain").to_pylist(),
+        allow_domains=allow_domains, deny_domains=deny_domains,
+        html_generator=batch.column("html_generator").to_pylist(),
+        n_words=batch.column("n_words").to_pylist(), is_english=english)
+    return {"synthetic_likelihood": np.asarray(likelihood, dtype=np.float64),
+            "provenance": np.asarray(provenance, dtype=object),
+            "provenance_reason": np.asarray(reason, dtype=object),
+            "detector_version": np.full(n, version, dtype=object)}
+
+
+def read_domain_list(path):
+    """Domains from a text file, one per line; '#' starts a comment."""
+    if not path:
+        return ()
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.open(path) as f:
+        lines = f.read().decode("utf-8").splitlines()
+    return tuple(sorted({line.split("#", 1)[0].strip().lower() for line in lines} - {""}))
