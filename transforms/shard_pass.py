@@ -1,4 +1,4 @@
-"""The one pass over the text: read a shard, stage its documents, emit compact signatures.
+"""The one pass over the text: read a shard, score and stage its documents, emit compact keys.
 
 Text is read and extracted once per shard, written to a staged Parquet file on the output
 filesystem, and only fixed-size data (band keys, node ids, doc ids, counts) leaves the DoFn.
@@ -114,6 +114,18 @@ class AuditShard(beam.DoFn):
         yield beam.pvalue.TaggedOutput(COUNTS, counts)
 
     def _flush(self, batch, shard_index, first_row, writer, counts):
+        """Score and stage a batch of documents, then emit their keys for the shuffles."""
+        shingles, grams, too_short = self._annotate(batch)
+        writer.write_table(pa.Table.from_pylist(batch, schema=STAGED_SCHEMA))
+        counts["too_short"] = counts.get("too_short", 0) + int(too_short.sum())
+        nodes = (np.uint64(shard_index) << np.uint64(32)) + np.arange(
+            first_row, first_row + len(batch), dtype=np.uint64)
+        yield from self._keys(batch, nodes, shingles, grams, too_short)
+        if self.progress:
+            self.progress.update(docs=len(batch))
+
+    def _annotate(self, batch):
+        """Fill n_words, too_short and detector columns; return shingles and n-gram samples."""
         shingles, grams = [], []
         for row in batch:
             wh = self.hasher.word_hashes(row["text"])
@@ -132,11 +144,11 @@ class AuditShard(beam.DoFn):
                 for name, values in scores.items():
                     row["det_" + name] = float(values[i])
                 row["is_english"] = bool(english[i])
-        writer.write_table(pa.Table.from_pylist(batch, schema=STAGED_SCHEMA))
-        counts["too_short"] = counts.get("too_short", 0) + int(too_short.sum())
+        return shingles, grams, too_short
 
-        nodes = (np.uint64(shard_index) << np.uint64(32)) + np.arange(
-            first_row, first_row + len(batch), dtype=np.uint64)
+    def _keys(self, batch, nodes, shingles, grams, too_short):
+        """Band keys (main output), exact-text keys, signatures, n-gram samples, attributes:
+        numpy batches keyed by hash partition."""
         P = self.num_partitions
         long_idx = np.flatnonzero(~too_short)
         if len(long_idx):
@@ -161,5 +173,3 @@ class AuditShard(beam.DoFn):
         ids = np.array([row["doc_id"] for row in batch], dtype=object)
         for p, arrays in graph.split_by_partition(P, nodes, nodes, words, ids):
             yield beam.pvalue.TaggedOutput(ATTRS, (p, arrays))
-        if self.progress:
-            self.progress.update(docs=len(batch))
