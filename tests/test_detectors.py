@@ -239,3 +239,29 @@ def test_guess_is_english():
     de = "Die Ergebnisse der Studie zeigen, dass die Methode robuster ist als die Basislinie bei allen Aufgaben."
     zh = "研究结果表明，该方法在所有任务上都比基线更稳健。"
     assert list(guess_is_english([en, de, zh, ""])) == [True, False, False, False]
+
+
+def test_nonneg_stack_drops_inverted_detector():
+    import numpy as np
+    from corpus_audit.transforms.detectors.ensemble import Ensemble
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    good = np.clip(0.5 + 0.3 * (y - 0.5) + 0.1 * rng.standard_normal(400), 0.01, 0.99)
+    bad = 1 - good  # anti-correlated on these sources
+    ens = Ensemble(["a", "b"], nonneg=True).fit({"a": good, "b": bad}, y, np.arange(400))
+    assert (ens.coef >= 0).all() and ens.coef[0] > 0
+    params, arrays = ens.get_state()
+    again = Ensemble.from_state(params, arrays)
+    assert again.nonneg and np.allclose(again.predict({"a": good, "b": bad}), ens.predict({"a": good, "b": bad}))
+
+
+def test_masked_classifier_hides_content_words():
+    from corpus_audit.transforms.detectors.classifier import ClassifierDetector, mask_text
+
+    m = mask_text("The Photosynthesis of 42 plants, and it's important.")
+    assert "photosynthesis" not in m.lower() and "plants" not in m and m.startswith("the ")
+    d = ClassifierDetector(log2_features=10, mask=True)
+    assert d.featurize(["Quantum chromodynamics rules."]).nnz > 0
+    p, _ = d.get_state()
+    assert p["mask"] is True

@@ -13,7 +13,54 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+import re
+
 from .base import Detector, sigmoid
+
+# ~320 most frequent English words (wordfreq, with a few topical ones removed). In masked mode
+# every other word is replaced by a shape token, so the classifier sees function-word and
+# punctuation patterns but cannot learn topic or source vocabulary.
+KEEP_WORDS = frozenset((
+    "the to and of a in i is for that you it on with this was be as are have at he not by but from "
+    "my or we an your all so his they me if one can will just like about up out what has when more "
+    "do no were who had it's their there her which time get been would she new people how don't some "
+    "also them now other i'm its our than good only after first him into know see two make over "
+    "think any then could back these us want because go well said way most much very where even "
+    "should may here need really did right work year years being day too going before off why made "
+    "still take got many never those life say world down great through you're last that's while best "
+    "such love man home long look something use can't same used both every am come part three around "
+    "between always better find help high little old since another does own things under during i've "
+    "thing give place again next each mr without against didn't end found must show big feel sure "
+    "ever keep might please put free second someone away left number days lot name night play until "
+    "doing few he's let real called different having set thought done however getting group looking "
+    "public top care start system times week already anything case nothing person today change "
+    "enough everything full live making point read there's told yet bad doesn't four hard mean once "
+    "support tell including power seen stop based believe call head small took came far job side "
+    "though try went yes actually later less line order run says service open thank everyone general "
+    "they're trying using area following makes together whole face five kind maybe per story working "
+    "course hope important least means within able early friends i'll information local oh post "
+    "thanks young ago others social "
+).split())
+_MASK_TOKEN = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*|[0-9]+")
+_LEN_BUCKET = "aabbbcccddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd"
+
+
+def _mask_word(m):
+    w = m.group(0)
+    lw = w.lower()
+    if lw in KEEP_WORDS:
+        return lw
+    c = w[0]
+    if c.isdigit():
+        return "0"
+    n = len(w)
+    b = _LEN_BUCKET[n] if n < len(_LEN_BUCKET) else "d"
+    return ("X" if c.isupper() else "x") + b
+
+
+def mask_text(text):
+    """Frequent words kept (lower-cased), others → shape token (x/X + length bucket), digits → 0."""
+    return _MASK_TOKEN.sub(_mask_word, text)
 
 _P = np.uint64(0x100000001B3)
 _M1 = np.uint64(0xFF51AFD7ED558CCD)
@@ -24,7 +71,7 @@ with np.errstate(over="ignore"):
     _PINV_1 = np.uint64(pow(int(_P), -1, 1 << 64))
     _PINV = np.cumprod(np.r_[np.uint64(1), np.full(_MAX_BYTES - 1, _PINV_1, dtype=np.uint64)], dtype=np.uint64)
 _WORD_BYTE = np.zeros(256, dtype=bool)
-for _c in b"abcdefghijklmnopqrstuvwxyz0123456789'":
+for _c in b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'":
     _WORD_BYTE[_c] = True
 _WORD_BYTE[128:] = True
 
@@ -38,7 +85,9 @@ def _mix(h):
 class ClassifierDetector(Detector):
     name = "classifier"
 
-    def __init__(self, log2_features=18, char_ngrams=(3, 5), max_chars=3000, alpha=2e-5, epochs=15):
+    def __init__(self, log2_features=18, char_ngrams=(3, 5), max_chars=3000, alpha=2e-5, epochs=15,
+                 mask=False):
+        self.mask = bool(mask)
         self.log2_features = int(log2_features)
         self.char_ngrams = tuple(int(n) for n in char_ngrams)
         self.max_chars = int(max_chars)
@@ -57,7 +106,9 @@ class ClassifierDetector(Detector):
         Words are maximal runs of [a-z0-9'] or non-ASCII bytes in the lower-cased UTF-8 bytes;
         a word's hash is the polynomial Σ b[j]·P^(j-start) mod 2^64, computed for all words at
         once from prefix sums (P is odd, so P^-start exists mod 2^64)."""
-        b = np.frombuffer(text[: self.max_chars].lower().encode("utf-8")[:_MAX_BYTES], dtype=np.uint8)
+        t = text[: self.max_chars]
+        t = mask_text(t) if self.mask else t.lower()
+        b = np.frombuffer(t.encode("utf-8")[:_MAX_BYTES], dtype=np.uint8)
         mask = np.uint64((1 << self.log2_features) - 1)
         if len(b) == 0:
             z = np.zeros(0, dtype=np.int64)
@@ -137,7 +188,7 @@ class ClassifierDetector(Detector):
 
     def get_state(self):
         params = {"log2_features": self.log2_features, "char_ngrams": list(self.char_ngrams),
-                  "max_chars": self.max_chars, "alpha": self.alpha, "epochs": self.epochs,
+                  "max_chars": self.max_chars, "mask": self.mask, "alpha": self.alpha, "epochs": self.epochs,
                   "intercept": self.intercept, "model": "SGD logistic regression, averaged",
                   "hashing": "polynomial (P=0x100000001B3) hashes of lower-cased UTF-8 words, word bigrams and "
                              "byte n-grams, 64-bit mix, low bits; block value count/sqrt(n-grams in block)"}
@@ -145,7 +196,8 @@ class ClassifierDetector(Detector):
 
     @classmethod
     def from_state(cls, params, arrays):
-        d = cls(params["log2_features"], params["char_ngrams"], params["max_chars"], params["alpha"], params["epochs"])
+        d = cls(params["log2_features"], params["char_ngrams"], params["max_chars"], params["alpha"], params["epochs"],
+                params.get("mask", False))
         d.coef = np.asarray(arrays["coef"], dtype=np.float32)
         d.intercept = float(params["intercept"])
         return d

@@ -58,9 +58,48 @@ def apply_evidence(p, known_similarity=None, known_containment=None):
     return p
 
 
+class _NonNegLR:
+    """Weighted L2 logistic regression with weights constrained to be ≥ 0 (L-BFGS-B): a detector
+    whose out-of-fold score is anti-correlated with the label on the training sources gets
+    weight 0 instead of a negative weight that would not transfer to other sources."""
+
+    def __init__(self, C=1.0, equal_shrink=0.0):
+        self.C = float(C)
+        self.equal_shrink = float(equal_shrink)
+
+    def fit(self, Z, y, w):
+        from scipy.optimize import minimize
+
+        Z, y, w = np.asarray(Z, float), np.asarray(y, float), np.asarray(w, float)
+        d = Z.shape[1]
+        lam = self.equal_shrink * w.sum()  # pull the weights toward their mean (equal weighting)
+
+        def f(theta):
+            b, c = theta[0], theta[1:]
+            z = Z @ c + b
+            dev = c - c.mean()
+            loss = np.sum(w * (np.logaddexp(0, z) - y * z)) + 0.5 * c @ c / self.C + 0.5 * lam * dev @ dev
+            g = w * (sigmoid(z) - y)
+            return loss, np.r_[g.sum(), Z.T @ g + c / self.C + lam * dev]
+
+        res = minimize(f, np.zeros(d + 1), jac=True, method="L-BFGS-B",
+                       bounds=[(None, None)] + [(0.0, None)] * d)
+        self.intercept_ = np.array([res.x[0]])
+        self.coef_ = res.x[1:][None, :]
+        return self
+
+    def predict_proba(self, Z):
+        p = sigmoid(np.asarray(Z, float) @ self.coef_[0] + self.intercept_[0])
+        return np.column_stack([1 - p, p])
+
+
 class Ensemble:
     def __init__(self, detector_names, coef=None, intercept=0.0, iso_x=None, iso_y=None,
-                 cluster_weight=0.0, C=1.0):
+                 cluster_weight=0.0, C=1.0, nonneg=False, stack_input="logit",
+                 equal_shrink=0.0):
+        self.nonneg = bool(nonneg)
+        self.stack_input = str(stack_input)
+        self.equal_shrink = float(equal_shrink)
         self.detector_names = list(detector_names)
         self.coef = None if coef is None else np.asarray(coef, dtype=np.float64)
         self.intercept = float(intercept)
@@ -70,6 +109,11 @@ class Ensemble:
         self.C = float(C)
 
     def _matrix(self, det_scores):
+        if self.stack_input == "prob":
+            # Bounded inputs: one over-confident detector (e.g. the n-gram classifier on a source
+            # it never saw) cannot outvote the others, which is what transfers across sources.
+            return np.column_stack([np.clip(np.asarray(det_scores[k], dtype=np.float64), 0.0, 1.0)
+                                    for k in self.detector_names])
         return np.column_stack([logit(det_scores[k]) for k in self.detector_names])
 
     def raw(self, det_scores):
@@ -92,6 +136,8 @@ class Ensemble:
         w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
 
         def lr_fit(idx):
+            if self.nonneg:
+                return _NonNegLR(self.C, self.equal_shrink).fit(Z[idx], y[idx], w[idx])
             m = LogisticRegression(C=self.C, max_iter=1000, random_state=seed)
             return m.fit(Z[idx], y[idx], sample_weight=w[idx])
 
@@ -117,7 +163,8 @@ class Ensemble:
     def get_state(self):
         params = {"detector_names": self.detector_names, "intercept": self.intercept,
                   "weights": {k: float(c) for k, c in zip(self.detector_names, self.coef)},
-                  "stack_input": "logit(clip(score, 1e-4, 1 - 1e-4))", "C": self.C,
+                  "stack_input": self.stack_input, "C": self.C, "nonneg": self.nonneg,
+                  "equal_shrink": self.equal_shrink,
                   "calibration": "isotonic on out-of-fold stack output, linear interpolation, tie-break 1e-3",
                   "evidence": {"cluster_weight": self.cluster_weight,
                                "near_copy_similarity": NEAR_COPY_SIMILARITY, "near_copy_floor": NEAR_COPY_FLOOR,
@@ -127,4 +174,6 @@ class Ensemble:
     @classmethod
     def from_state(cls, params, arrays):
         return cls(params["detector_names"], arrays["coef"], params["intercept"], arrays["iso_x"],
-                   arrays["iso_y"], params["evidence"]["cluster_weight"], params.get("C", 1.0))
+                   arrays["iso_y"], params["evidence"]["cluster_weight"], params.get("C", 1.0),
+                   params.get("nonneg", False),
+                   "prob" if params.get("stack_input") == "prob" else "logit", params.get("equal_shrink", 0.0))
