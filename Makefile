@@ -23,7 +23,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet '.[bench]'
-	$(BIN)/python benchmarks/dedup_bench.py
+	taskset -c 0 $(BIN)/python benchmarks/detectors_bench.py
+	$(BIN)/python benchmarks/dedup_bench.py --docs 100000
+	$(BIN)/python benchmarks/known_outputs_bench.py --docs 100000 --outputs 100000
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

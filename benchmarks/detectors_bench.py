@@ -1,6 +1,6 @@
 """Scoring speed of the detectors + ensemble on one core (a measurement script, not a test).
 
-    taskset -c 0 python -m corpus_audit.transforms.detectors.bench [DATA.jsonl.gz] [--model DIR]
+    taskset -c 0 python benchmarks/detectors_bench.py [DATA.jsonl.gz] [--model DIR]
 
 Takes English texts of at least 2,400 characters from the data file, cuts them to 2,400
 characters, and reports µs/doc per stage and end-to-end docs/s (score_detectors + likelihood).
@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
-from .base import normalize_text
-from .model_io import load_default_model, load_model
+from corpus_audit.transforms.detectors.base import normalize_text
+from corpus_audit.transforms.detectors.model_io import load_default_model, load_model
 
 DEFAULT_DATA = os.path.join(os.getcwd(), "..", "shared", "data", "detect", "train.jsonl.gz")
 
