@@ -54,8 +54,8 @@ KNOWN_OUTPUT_COLUMNS = [
      "most n-grams with), or null when it matches none."),
     ("known_match_model", pa.string(), True, "Model that produced `known_match_id`."),
     ("known_match_kind", pa.string(), True,
-     "near_copy (known_similarity ≥ --similarity-threshold) | contains (known_containment ≥ "
-     "--containment-threshold) | null."),
+     "near_copy (known_similarity ≥ --similarity-threshold) | contains (the named output alone "
+     "supplies ≥ --containment-threshold of the document's sampled n-grams) | null."),
 ]
 
 DETECTOR_NAMES = ("classifier", "stylometry", "wordfreq", "compression", "phrases")

@@ -116,7 +116,7 @@ class _ScoreDocuments(beam.DoFn):
         s_docs, s_entries, s_best = graph.best_by_node(sim_docs, sim_entries, sim)
         c_docs, c_entries, c_shared = graph.best_by_node(pair_docs, pair_entries, pair_counts)
         enough = c_shared >= MIN_SHARED_SAMPLES
-        c_docs, c_entries = c_docs[enough], c_entries[enough]
+        c_docs, c_entries, c_shared = c_docs[enough], c_entries[enough], c_shared[enough]
         docs = np.unique(np.concatenate([s_docs, hit_nodes]))
         if len(docs) == 0:
             return
@@ -130,8 +130,12 @@ class _ScoreDocuments(beam.DoFn):
         sampled = graph.lookup(total_nodes[order], totals[order], docs).astype(np.float64)
         containment = np.divide(hits, sampled, out=np.zeros(len(docs)), where=sampled > 0)
         near = similarity >= self.similarity_threshold
-        has_pair = np.isin(docs, c_docs)
-        contains = ~near & (containment >= self.containment_threshold) & has_pair
+        # "contains" needs one output to supply the share on its own: overlaps scattered
+        # over many outputs (stock sentences) raise known_containment but copy nothing.
+        best_share = np.zeros(len(docs))
+        with_pair = np.isin(docs, c_docs)
+        best_share[with_pair] = graph.lookup(c_docs, c_shared, docs[with_pair]) / np.maximum(sampled[with_pair], 1)
+        contains = ~near & (best_share >= self.containment_threshold)
         entry[contains] = graph.lookup(c_docs, c_entries, docs[contains])
         kind = np.where(near, KIND_NEAR_COPY, np.where(contains, KIND_CONTAINS, None)).astype(object)
         matched = near | contains
