@@ -111,3 +111,9 @@ def test_sum_by_key_and_best_by_node():
     n, t, s = graph.best_by_node(np.array([1, 1, 2], dtype=U), np.array([7, 5, 9], dtype=U),
                                  np.array([0.5, 0.5, 0.9]))
     assert n.tolist() == [1, 2] and t.tolist() == [5, 9] and s.tolist() == [0.5, 0.9]
+
+
+def test_check_stars_accepts_the_same_edge_reported_by_two_partitions():
+    child = np.array([5, 5, 1], dtype=U)
+    parent = np.array([1, 1, 1], dtype=U)
+    assert not any(graph.check_stars(child, parent).values())

@@ -2,10 +2,8 @@
 found and named; human documents are not flagged; bad indexes fail before any work."""
 import gzip
 import json
-import os
 import random
 
-import pyarrow.parquet as pq
 import pytest
 
 from conftest import DETECT, read_audit, read_documents, run_cli, write_jsonl

@@ -3,7 +3,6 @@ dead letter with a reason."""
 import gzip
 import json
 import os
-import shutil
 
 import pyarrow as pa
 import pyarrow.parquet as pq

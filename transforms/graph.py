@@ -139,7 +139,7 @@ def check_stars(child, parent):
     parent, or a child with two parents, means more rounds were needed.
     """
     is_marker = child == parent
-    c, p = child[~is_marker], parent[~is_marker]
+    c, _ = unique_edges(child[~is_marker], parent[~is_marker])  # the same edge may come twice
     multi = 0
     if len(c):
         cu, counts = np.unique(c, return_counts=True)
