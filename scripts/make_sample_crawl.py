@@ -98,9 +98,11 @@ def main():
         kind = ["repost", "boilerplate", "edits", "truncated"][i % 4]
         docs.append((f"{r['id'][:12]}-{kind}", near_duplicate(rng, r["text"], kind), rng.choice(SITES), r["id"]))
     rng.shuffle(docs)
-    if os.path.isdir(OUT):
-        shutil.rmtree(OUT)
-    os.makedirs(OUT)
+    os.makedirs(OUT, exist_ok=True)
+    for name in os.listdir(OUT):  # everything but the hand-written README is generated here
+        path = os.path.join(OUT, name)
+        if name != "README.md":
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
     half = len(docs) // 2
     with open(os.path.join(OUT, "sample-crawl-00000.warc.gz"), "wb") as f:
         for n, (doc_id, text, site, _) in enumerate(docs[:half]):
