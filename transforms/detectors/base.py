@@ -131,6 +131,28 @@ class Detector:
         raise NotImplementedError
 
 
+class LinearDetector(Detector):
+    """A detector whose features are one fixed-length vector per text (`features_one`) and
+    whose head is a standardised logistic regression (`self.head`, `self.C`)."""
+
+    feature_names = ()
+
+    def features_one(self, text):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def featurize(self, texts):
+        if not len(texts):
+            return np.zeros((0, len(self.feature_names)))
+        return np.vstack([self.features_one(t) for t in texts])
+
+    def fit(self, X, y, sample_weight=None, seed=0):
+        self.head.fit(X, y, sample_weight, C=self.C, seed=seed)
+        return self
+
+    def predict(self, X):
+        return self.head.predict(X)
+
+
 def split_sentences(text):
     return [s for s in re.split(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])", text) if s]
 

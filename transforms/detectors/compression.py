@@ -15,13 +15,14 @@ import zlib
 
 import numpy as np
 
-from .base import Detector, LinearHead
+from .base import LinearHead, LinearDetector
 
 FEATURE_NAMES = ["ratio", "ratio_given_machine", "ratio_given_human", "extra_machine_minus_human",
                  "gain_machine", "gain_human"]
 
 
-class CompressionDetector(Detector):
+class CompressionDetector(LinearDetector):
+    feature_names = FEATURE_NAMES
     name = "compression"
 
     def __init__(self, ref_bytes=16000, max_bytes=2000, level=6, wbits=14, C=1.0):
@@ -74,18 +75,6 @@ class CompressionDetector(Detector):
             sizes.append(len(c.compress(b)) + len(c.flush()))
         c0, cm, ch = sizes
         return np.array([c0 / n, cm / n, ch / n, (cm - ch) / n, (c0 - cm) / n, (c0 - ch) / n])
-
-    def featurize(self, texts):
-        if not len(texts):
-            return np.zeros((0, len(FEATURE_NAMES)))
-        return np.vstack([self.features_one(t) for t in texts])
-
-    def fit(self, X, y, sample_weight=None, seed=0):
-        self.head.fit(X, y, sample_weight, C=self.C, seed=seed)
-        return self
-
-    def predict(self, X):
-        return self.head.predict(X)
 
     def get_state(self):
         arrays = {"ref_machine": np.frombuffer(self.ref_machine, dtype=np.uint8),

@@ -13,7 +13,7 @@ from collections import Counter
 
 import numpy as np
 
-from .base import Detector, LinearHead
+from .base import LinearHead, LinearDetector
 
 FUNCTION_WORDS = (
     "the a an and but or so because although though while whereas if then also however "
@@ -102,24 +102,16 @@ def stylometry_features(text: str, max_chars=6000) -> np.ndarray:
     return f
 
 
-class StylometryDetector(Detector):
+class StylometryDetector(LinearDetector):
+    feature_names = FEATURE_NAMES
     name = "stylometry"
 
     def __init__(self, max_chars=6000, C=0.3):
         self.max_chars, self.C = int(max_chars), float(C)
         self.head = LinearHead()
 
-    def featurize(self, texts):
-        if not len(texts):
-            return np.zeros((0, len(FEATURE_NAMES)))
-        return np.vstack([stylometry_features(t, self.max_chars) for t in texts])
-
-    def fit(self, X, y, sample_weight=None, seed=0):
-        self.head.fit(X, y, sample_weight, C=self.C, seed=seed)
-        return self
-
-    def predict(self, X):
-        return self.head.predict(X)
+    def features_one(self, text):
+        return stylometry_features(text, self.max_chars)
 
     def get_state(self):
         return ({"max_chars": self.max_chars, "C": self.C, "features": FEATURE_NAMES},

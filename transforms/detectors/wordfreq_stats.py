@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-from .base import WORD_RE, Detector, LinearHead
+from .base import WORD_RE, LinearHead, LinearDetector
 
 _FULL_WORD = re.compile(r"[a-z]+(?:'[a-z]+)*\Z")
 FEATURE_NAMES = ["zipf_mean", "zipf_std", "zipf_p10", "zipf_p25", "zipf_p50", "rank_lt10",
@@ -35,7 +35,8 @@ def build_vocabulary(vocab_size=50000):
     return words, np.asarray(zipf, dtype=np.float32)
 
 
-class WordfreqDetector(Detector):
+class WordfreqDetector(LinearDetector):
+    feature_names = FEATURE_NAMES
     name = "wordfreq"
 
     def __init__(self, vocab_size=50000, max_chars=5000, oov_zipf=2.0, C=1.0):
@@ -80,16 +81,7 @@ class WordfreqDetector(Detector):
 
     def featurize(self, texts):
         self._ensure_vocab()
-        if not len(texts):
-            return np.zeros((0, len(FEATURE_NAMES)))
-        return np.vstack([self.features_one(t) for t in texts])
-
-    def fit(self, X, y, sample_weight=None, seed=0):
-        self.head.fit(X, y, sample_weight, C=self.C, seed=seed)
-        return self
-
-    def predict(self, X):
-        return self.head.predict(X)
+        return super().featurize(texts)
 
     def get_state(self):
         self._ensure_vocab()
