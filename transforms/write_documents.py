@@ -92,10 +92,9 @@ class WriteDocuments(beam.DoFn):
                   "duplicates": int((~cols["is_representative"]).sum()),
                   "clusters_multi": int((cols["is_representative"] & (cols["cluster_size"] > 1)).sum()),
                   "exact_dup_documents": int(cols["exact_dup"].sum())}
-        for model, kind in zip(cols["known_match_model"], cols["known_match_kind"]):
-            if kind is not None:
-                _bump(counts, f"known_match.{model}")
-                _bump(counts, f"known_kind.{kind}")
+        matched = np.array([k is not None for k in cols["known_match_kind"]], dtype=bool)
+        _count_values(counts, "known_match.", cols["known_match_model"][matched])
+        _count_values(counts, "known_kind.", cols["known_match_kind"][matched])
 
         def write(sink):
             with pq.ParquetWriter(sink, DOCUMENT_SCHEMA, compression=PARQUET_COMPRESSION) as writer:
@@ -131,9 +130,15 @@ def _count_scores(counts, scored):
     _bump(counts, "likelihood_scored", int(scored_rows.sum()))
     _bump(counts, "likelihood_ge_0_5", int((likelihood[scored_rows] >= 0.5).sum()))
     counts["likelihood_sum"] = counts.get("likelihood_sum", 0.0) + float(likelihood[scored_rows].sum())
-    for label, reason in zip(scored["provenance"], scored["provenance_reason"]):
-        _bump(counts, f"provenance.{label}")
-        _bump(counts, f"provenance_reason.{reason}")
+    _count_values(counts, "provenance.", scored["provenance"])
+    _count_values(counts, "provenance_reason.", scored["provenance_reason"])
+
+
+def _count_values(counts, prefix, values):
+    """Add one count per distinct value (strings) under `prefix + value`."""
+    if len(values):
+        for value, n in zip(*np.unique(values.astype(str), return_counts=True)):
+            _bump(counts, prefix + value, int(n))
 
 
 def dead_letter_sort_key(row):
