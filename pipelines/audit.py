@@ -1,5 +1,6 @@
 """`corpus-audit audit`: wire the stages into one Beam pipeline and write audit.json."""
 import json
+import sys
 import time
 import uuid
 
@@ -7,6 +8,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from corpus_audit.pipelines import runs
 from corpus_audit.schemas import SCHEMA_VERSION
 from corpus_audit.transforms import known_index, known_outputs, shard_pass
 from corpus_audit.transforms.clustering import NearDuplicateClusters
@@ -14,8 +16,10 @@ from corpus_audit.transforms.scoring import load_detector_model, read_domain_lis
 from corpus_audit.transforms.shard_io import expand_inputs
 from corpus_audit.transforms.write_documents import WriteDocuments, write_dead_letters
 
-OUTPUT_PATTERNS = ("documents-*.parquet", "dead_letters-*.parquet", "audit.json",
-                   "known_outputs_index/*")
+OUTPUT_PATTERNS = ("documents-*.parquet", "dead_letters-*.parquet", "audit.json", "audit.json.tmp",
+                   "_SUCCESS.tmp",
+                   # Directories: matched whole on local disks, by their objects on object stores.
+                   "_staging-*", "_staging-*/*", "known_outputs_index", "known_outputs_index/*")
 
 
 def merge_counts(dicts):
@@ -54,7 +58,8 @@ def existing_outputs(output_dir):
     for pattern in OUTPUT_PATTERNS:
         found += [m.path for r in FileSystems.match([FileSystems.join(output_dir, pattern)])
                   for m in r.metadata_list]
-    return found
+    found = sorted(set(found))
+    return [f for f in found if not any(f.startswith(d.rstrip("/") + "/") for d in found if d != f)]
 
 
 def build_pipeline(p, shards, output_dir, staging_dir, settings, index=None):
@@ -208,17 +213,29 @@ def open_known_outputs(settings, beam_args, output_dir):
     return location, manifest
 
 
+def prepare_run_dir(run_dir, overwrite, progress=True):
+    """Make `run_dir` ready for a new run. A committed run needs --overwrite; the leftovers of
+    an interrupted run (no marker) are removed, so re-running it gives the same result."""
+    complete = runs.is_complete(run_dir)
+    stale = existing_outputs(run_dir)
+    if complete and not overwrite:
+        raise FileExistsError(f"{run_dir} already holds a complete audit run; pass --overwrite or "
+                              "choose another --run-id")
+    if complete:
+        FileSystems.delete([runs.join(run_dir, runs.SUCCESS)])  # uncommit before deleting anything
+    elif stale and progress:
+        print(f"[corpus-audit] {run_dir}: removing {len(stale)} files of an interrupted run", file=sys.stderr)
+    if stale:
+        FileSystems.delete(stale)
+
+
 def run_audit(settings, beam_args):
-    """Run the audit; returns the audit.json dict. Raises FileNotFoundError for empty globs."""
+    """Run the audit into OUTPUT/<run-id>/; returns the audit.json dict. Raises
+    FileNotFoundError for empty globs."""
     start = time.monotonic()
     shards = expand_inputs(settings.inputs)
-    output_dir = settings.output.rstrip("/")
-    stale = existing_outputs(output_dir)
-    if stale:
-        if not settings.overwrite:
-            raise FileExistsError(f"{output_dir} already holds an audit ({len(stale)} files); "
-                                  "pass --overwrite or choose another --output")
-        FileSystems.delete(stale)
+    output_dir = runs.join(settings.output.rstrip("/"), runs.check_run_id(settings.run_id))
+    prepare_run_dir(output_dir, settings.overwrite, settings.progress)
     staging_dir = FileSystems.join(output_dir, f"_staging-{uuid.uuid4().hex[:12]}")
     FileSystems.mkdirs(staging_dir) if not FileSystems.exists(staging_dir) else None
 
@@ -229,7 +246,10 @@ def run_audit(settings, beam_args):
             counts_path = build_pipeline(p, shards, output_dir, staging_dir, settings, index)
         counts = json.loads(_read_text(counts_path))
         summary = summarise(counts, shards, settings, time.monotonic() - start, index)
-        _write_text(FileSystems.join(output_dir, "audit.json"), json.dumps(summary, indent=2) + "\n")
+        summary["run_id"] = settings.run_id
+        summary["run_dir"] = output_dir
+        runs.write_json(FileSystems.join(output_dir, "audit.json"), summary)
     finally:
         FileSystems.delete([staging_dir]) if FileSystems.exists(staging_dir) else None
+    runs.commit(output_dir, settings.run_id)
     return summary

@@ -5,6 +5,7 @@ Unknown `--flags` are handed to Beam, so any runner option (`--runner=DataflowRu
 works unchanged.
 """
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ logging.getLogger().addFilter(_DropOptionalGcpWarning())
 # Local worker processes relay a harmless start-up warning through this logger.
 logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(logging.ERROR)
 
+from corpus_audit.pipelines.runs import AuditError, default_run_id
 from corpus_audit.transforms.known_index import KnownIndexError, NgramConfig
 from corpus_audit.transforms.minhash import MinHashConfig
 from corpus_audit.transforms.records import DEFAULT_MAX_DOC_BYTES
@@ -51,6 +53,8 @@ class AuditSettings:
     deny_domains: str = None
     similarity_threshold: float = 0.5
     containment_threshold: float = 0.3
+    run_id: str = None
+    update_index: str = None
 
 
 def _add_hash_args(ap):
@@ -70,7 +74,11 @@ def _add_hash_args(ap):
 
 def _add_audit_args(ap):
     d = MinHashConfig()
-    ap.add_argument("--output", required=True, help="directory (any Beam filesystem) for the results")
+    ap.add_argument("--output", required=True,
+                    help="root directory (any Beam filesystem); the run is written to OUTPUT/RUN_ID/")
+    ap.add_argument("--run-id", default=None,
+                    help="name of this run under --output (default: today's UTC date, e.g. 2026-11-22); "
+                         "the run counts as complete once OUTPUT/RUN_ID/_SUCCESS exists")
     ap.add_argument("--format", choices=FORMATS, help="force the input format instead of using file extensions")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing audit in --output")
     ap.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -85,6 +93,9 @@ def _add_audit_args(ap):
     k.add_argument("--containment-threshold", type=float, default=0.3,
                    help="share of a document's n-grams found in known outputs that makes it a match "
                         "(default %(default)s)")
+    k.add_argument("--update-index",
+                   help="after the run, add the documents labelled synthetic to this index (created if "
+                        "missing) so the next audit finds copies of them")
     det = ap.add_argument_group("detectors and provenance")
     det.add_argument("--model", default="default",
                      help="detector model directory from `corpus-audit train` (default: the model shipped "
@@ -128,6 +139,8 @@ def _settings(args, inputs, output):
         deny_domains=getattr(args, "deny_domains", None),
         similarity_threshold=getattr(args, "similarity_threshold", 0.5),
         containment_threshold=getattr(args, "containment_threshold", 0.3),
+        run_id=getattr(args, "run_id", None) or default_run_id(),
+        update_index=getattr(args, "update_index", None),
     )
 
 
@@ -154,6 +167,11 @@ def print_summary(summary, out=sys.stdout):
     print(f"seconds           {summary['seconds']} ({summary['documents_per_second']} records/s)", file=out)
 
 
+# Subcommands that live in their own module: corpus_audit.pipelines.<module> defines HELP,
+# add_arguments(parser) and run(args, beam_args) -> exit code, and imports heavy things lazily.
+COMMANDS = {}
+
+
 def build_parser():
     ap = argparse.ArgumentParser(
         prog="corpus-audit",
@@ -163,10 +181,10 @@ def build_parser():
                     "provenance, and write annotated Parquet. Options not listed here are passed to "
                     "Apache Beam (e.g. --runner, --direct_num_workers).")
     sub = ap.add_subparsers(dest="command", required=True)
-    a = sub.add_parser("audit", help="audit shards and write documents-*.parquet, dead_letters-*.parquet, audit.json",
-                       description="Audit crawl shards. Writes OUTPUT/documents-*.parquet (one row per "
-                                   "document), OUTPUT/dead_letters-*.parquet (records that could not be "
-                                   "read, with the reason) and OUTPUT/audit.json (counts).")
+    a = sub.add_parser("audit", help="audit shards into OUTPUT/RUN_ID/: documents, dead letters, audit.json, _SUCCESS",
+                       description="Audit crawl shards. Writes OUTPUT/RUN_ID/documents-*.parquet (one row "
+                                   "per document), dead_letters-*.parquet (records that could not be read, "
+                                   "with the reason), audit.json (counts) and, last, _SUCCESS.")
     a.add_argument("--input", action="append", required=True,
                    help="glob of shards on any Beam filesystem; repeat for more (.gz/.zst decompressed)")
     _add_audit_args(a)
@@ -207,6 +225,9 @@ def build_parser():
     e.add_argument("--data", action="append", required=True, help="glob of labelled files; repeat for more")
     e.add_argument("--model", help="also score this trained model directory as it is")
     e.add_argument("--report", help="write the evaluation report (Markdown) here")
+    for name, module in COMMANDS.items():
+        m = importlib.import_module(f"corpus_audit.pipelines.{module}")
+        m.add_arguments(sub.add_parser(name, help=m.HELP, description=m.__doc__))
     s = sub.add_parser("schema", help="print the documented output schema as a Markdown table")
     s.add_argument("--dead-letters", action="store_true", help="the dead-letter schema instead")
     return ap
@@ -254,8 +275,10 @@ def main(argv=None):
             return 0
         if args.command == "index":
             return _index_command(args, beam_args)
+        if args.command in COMMANDS:
+            return importlib.import_module(f"corpus_audit.pipelines.{COMMANDS[args.command]}").run(args, beam_args)
         return _audit_command(args, beam_args)
-    except (FileNotFoundError, FileExistsError, KnownIndexError, ValueError) as exc:
+    except (FileNotFoundError, FileExistsError, KnownIndexError, AuditError, ValueError) as exc:
         print(f"corpus-audit: {exc}", file=sys.stderr)
         return 2
 
@@ -271,7 +294,7 @@ def _audit_command(args, beam_args):
         print(f"[corpus-audit] auditing {', '.join(inputs)} -> {args.output}", file=sys.stderr)
     summary = run_audit(settings, beam_args)
     print_summary(summary)
-    print(f"results in {args.output}", file=sys.stdout)
+    print(f"results in {summary['run_dir']}", file=sys.stdout)
     return 0
 
 

@@ -22,13 +22,20 @@ def run_cli(*args, check=True):
     return proc
 
 
+def run_path(out_dir):
+    """The newest complete run under an audit --output root (or the run directory itself)."""
+    from corpus_audit.pipelines.runs import resolve_run
+
+    return resolve_run(str(out_dir)).path
+
+
 def read_documents(out_dir, columns=None):
-    files = sorted(glob.glob(os.path.join(out_dir, "documents-*.parquet")))
+    files = sorted(glob.glob(os.path.join(run_path(out_dir), "documents-*.parquet")))
     return ds.dataset(files, format="parquet").to_table(columns=columns)
 
 
 def read_audit(out_dir):
-    with open(os.path.join(out_dir, "audit.json")) as f:
+    with open(os.path.join(run_path(out_dir), "audit.json")) as f:
         return json.load(f)
 
 

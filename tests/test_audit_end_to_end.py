@@ -14,9 +14,9 @@ from corpus_audit.schemas import DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA, SCHEMA_VER
 
 @pytest.fixture(scope="module")
 def demo_out(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
-    proc = run_cli("demo", "--output", out, "--overwrite")
-    return out, proc
+    root = tmp_path_factory.mktemp("demo")
+    proc = run_cli("demo", "--output", root, "--run-id", "first", "--overwrite")
+    return root / "first", proc
 
 
 def test_demo_writes_documented_schema_and_counts(demo_out):
@@ -79,10 +79,9 @@ def test_demo_finds_the_pasted_and_copied_known_outputs(demo_out):
 
 def test_same_input_gives_identical_parquet_and_worker_count_does_not_matter(demo_out, tmp_path):
     out, _ = demo_out
-    again = tmp_path / "again"
-    run_cli("demo", "--output", again, "--quiet")
-    two = tmp_path / "two"
-    run_cli("demo", "--output", two, "--quiet",
+    again, two = tmp_path / "again", tmp_path / "two"
+    run_cli("demo", "--output", tmp_path, "--run-id", "again", "--quiet")
+    run_cli("demo", "--output", tmp_path, "--run-id", "two", "--quiet",
             "--direct_running_mode=multi_processing", "--direct_num_workers=2")
     names = sorted(os.path.basename(f) for f in glob.glob(str(out / "*.parquet")))
     for other in (again, two):
@@ -103,8 +102,8 @@ def test_bad_input_shards_keep_every_record_accounted_for(tmp_path, real_texts):
     write_jsonl(inp / "mixed.jsonl.gz", [{"id": f"t{i}", "text": t} for i, t in enumerate(real_texts[:50])]
                 + ["{oops", {"id": "blank", "text": ""}, {"id": "bin", "text": "\x00" * 500}])
     (inp / "notes.csv").write_text("a,b\n")
-    out = tmp_path / "out"
-    proc = run_cli("audit", "--input", str(inp / "*"), "--output", out)
+    out = tmp_path / "out" / "r"
+    proc = run_cli("audit", "--input", str(inp / "*"), "--output", out.parent, "--run-id", "r")
     audit = read_audit(out)
     assert audit["records_read"] == 56
     assert audit["documents_written"] == 51
@@ -119,7 +118,7 @@ def test_bad_input_shards_keep_every_record_accounted_for(tmp_path, real_texts):
 
 def test_existing_output_is_protected_and_empty_glob_is_an_error(demo_out, tmp_path):
     out, _ = demo_out
-    proc = run_cli("demo", "--output", out, "--quiet", check=False)
+    proc = run_cli("demo", "--output", out.parent, "--run-id", out.name, "--quiet", check=False)
     assert proc.returncode == 2 and "--overwrite" in proc.stderr
     proc = run_cli("audit", "--input", tmp_path / "missing-*.warc.gz", "--output", tmp_path / "o",
                    check=False)
