@@ -169,7 +169,7 @@ def print_summary(summary, out=sys.stdout):
 
 # Subcommands that live in their own module: corpus_audit.pipelines.<module> defines HELP,
 # add_arguments(parser) and run(args, beam_args) -> exit code, and imports heavy things lazily.
-COMMANDS = {}
+COMMANDS = {"filter": "filter_shards", "contamination": "contamination"}
 
 
 def build_parser():

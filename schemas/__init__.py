@@ -4,5 +4,6 @@ from corpus_audit.schemas.documents import (  # noqa: F401
     DOCUMENT_SCHEMA,
     SCHEMA_VERSION,
     STAGED_SCHEMA,
+    TRAINING_SCHEMA,
     describe,
 )

@@ -92,6 +92,12 @@ DEAD_LETTER_COLUMNS = [
 ]
 
 
+# Training shards written by `corpus-audit filter`: the text and what a trainer may want to
+# weight or trace it by; everything else stays in the audit.
+TRAINING_COLUMN_NAMES = ("doc_id", "text", "url", "domain", "crawl_date", "synthetic_likelihood", "provenance",
+                         "cluster_size", "source_shard", "record_position")
+
+
 def _schema(columns, kind):
     fields = [
         pa.field(name, typ, nullable=nullable, metadata={"description": desc})
@@ -108,6 +114,9 @@ STAGED_SCHEMA = _schema(SOURCE_COLUMNS + [c for c in DEDUP_COLUMNS if c[0] == "t
 DOCUMENT_SCHEMA = _schema(SOURCE_COLUMNS + DEDUP_COLUMNS + KNOWN_OUTPUT_COLUMNS + DETECTOR_SCORE_COLUMNS
                           + ENSEMBLE_COLUMNS, "documents")
 DEAD_LETTER_SCHEMA = _schema(DEAD_LETTER_COLUMNS, "dead_letters")
+_BY_NAME = {c[0]: c for c in SOURCE_COLUMNS + DEDUP_COLUMNS + KNOWN_OUTPUT_COLUMNS + DETECTOR_SCORE_COLUMNS
+            + ENSEMBLE_COLUMNS}
+TRAINING_SCHEMA = _schema([_BY_NAME[name] for name in TRAINING_COLUMN_NAMES], "training_shard")
 
 
 def describe(schema=DOCUMENT_SCHEMA):
