@@ -2,7 +2,6 @@
 import json
 import sys
 import time
-import uuid
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -17,9 +16,8 @@ from corpus_audit.transforms.shard_io import expand_inputs
 from corpus_audit.transforms.write_documents import WriteDocuments, write_dead_letters
 
 OUTPUT_PATTERNS = ("documents-*.parquet", "dead_letters-*.parquet", "audit.json", "audit.json.tmp",
-                   "_SUCCESS.tmp",
-                   # Directories: matched whole on local disks, by their objects on object stores.
-                   "_staging-*", "_staging-*/*", "known_outputs_index", "known_outputs_index/*")
+                   "_SUCCESS.tmp")
+OUTPUT_DIRS = ("_staging", "known_outputs_index")
 
 
 def merge_counts(dicts):
@@ -58,8 +56,9 @@ def existing_outputs(output_dir):
     for pattern in OUTPUT_PATTERNS:
         found += [m.path for r in FileSystems.match([FileSystems.join(output_dir, pattern)])
                   for m in r.metadata_list]
-    found = sorted(set(found))
-    return [f for f in found if not any(f.startswith(d.rstrip("/") + "/") for d in found if d != f)]
+    for name in OUTPUT_DIRS:
+        found += runs.dir_entries(FileSystems.join(output_dir, name))
+    return found
 
 
 def build_pipeline(p, shards, output_dir, staging_dir, settings, index=None):
@@ -202,8 +201,7 @@ def open_known_outputs(settings, beam_args, output_dir):
         from corpus_audit.pipelines.index import build_or_add
 
         built = FileSystems.join(output_dir, "known_outputs_index")
-        if FileSystems.exists(built):  # only reached with --overwrite: stale_outputs() saw it
-            FileSystems.delete([built])
+        runs.remove_dir(built)  # prepare_run_dir() already removed it; kept for direct callers
         raw = type(settings)(**{**settings.__dict__, "inputs": [location], "overwrite": False})
         build_or_add(raw, beam_args, built, append=False, progress=settings.progress)
         location = built
@@ -236,7 +234,8 @@ def run_audit(settings, beam_args):
     shards = expand_inputs(settings.inputs)
     output_dir = runs.join(settings.output.rstrip("/"), runs.check_run_id(settings.run_id))
     prepare_run_dir(output_dir, settings.overwrite, settings.progress)
-    staging_dir = FileSystems.join(output_dir, f"_staging-{uuid.uuid4().hex[:12]}")
+    # A fixed name: the leftovers of a killed run are found and removed by the next attempt.
+    staging_dir = FileSystems.join(output_dir, "_staging")
     FileSystems.mkdirs(staging_dir) if not FileSystems.exists(staging_dir) else None
 
     options = PipelineOptions(beam_args)
@@ -250,6 +249,6 @@ def run_audit(settings, beam_args):
         summary["run_dir"] = output_dir
         runs.write_json(FileSystems.join(output_dir, "audit.json"), summary)
     finally:
-        FileSystems.delete([staging_dir]) if FileSystems.exists(staging_dir) else None
+        runs.remove_dir(staging_dir)
     runs.commit(output_dir, settings.run_id)
     return summary

@@ -14,7 +14,6 @@ import hashlib
 import io
 import json
 import sys
-import uuid
 
 HELP = "write training shards from an audit: one document per cluster, synthetic share capped"
 MANIFEST = "manifest.json"
@@ -236,14 +235,17 @@ def _dump(path, obj):
 def prepare_output(output_dir, overwrite):
     from apache_beam.io.filesystems import FileSystems
 
+    from corpus_audit.pipelines.runs import dir_entries
+
     manifest = FileSystems.join(output_dir, MANIFEST)
     if FileSystems.exists(manifest):
         if not overwrite:
             raise FileExistsError(f"{output_dir} already holds committed shards; pass --overwrite or choose "
                                   "another --output")
         FileSystems.delete([manifest])
-    stale = [m.path for pattern in ("shard-*", "dropped-*", "_staging-*", f"{MANIFEST}.tmp")
+    stale = [m.path for pattern in ("shard-*", "dropped-*", f"{MANIFEST}.tmp")
              for r in FileSystems.match([FileSystems.join(output_dir, pattern)]) for m in r.metadata_list]
+    stale += dir_entries(FileSystems.join(output_dir, "_staging"))
     if stale:
         FileSystems.delete(stale)
 
@@ -252,7 +254,7 @@ def filter_audit(audit, output_dir, config, beam_args, overwrite=False, progress
     """Run both pipelines; returns the manifest dict."""
     from apache_beam.io.filesystems import FileSystems
 
-    from corpus_audit.pipelines.runs import AuditError, read_json, resolve_run
+    from corpus_audit.pipelines.runs import AuditError, read_json, remove_dir, resolve_run
     from corpus_audit.schemas import SCHEMA_VERSION
     from corpus_audit.transforms import training_filter as tf
 
@@ -267,7 +269,7 @@ def filter_audit(audit, output_dir, config, beam_args, overwrite=False, progress
         raise AuditError(f"{run.path}: the audit holds no documents")
     output_dir = output_dir.rstrip("/")
     prepare_output(output_dir, overwrite)
-    staging = FileSystems.join(output_dir, f"_staging-{uuid.uuid4().hex[:12]}")
+    staging = FileSystems.join(output_dir, "_staging")
     FileSystems.mkdirs(staging)
     log = (lambda msg: print(f"[corpus-audit] {msg}", file=sys.stderr)) if progress else (lambda msg: None)
     try:
@@ -322,8 +324,7 @@ def filter_audit(audit, output_dir, config, beam_args, overwrite=False, progress
         _run_pipeline(build, beam_args)
         result = read_json(shards_path)
     finally:
-        if FileSystems.exists(staging):
-            FileSystems.delete([staging])
+        remove_dir(staging)
     shards = sorted(result["shards"], key=lambda s: s["file"])
     reasons = {r: sum(f["reasons"].get(r, 0) for f in plans) for r in tf.DROP_REASONS}
     reasons[tf.SYNTHETIC_CAP] = n_cap

@@ -7,6 +7,7 @@ import uuid
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -175,3 +176,72 @@ def index_info(index_dir):
         "params": manifest["params"],
         "dead_letters": sum(p.get("dead_letters", 0) for p in manifest["parts"]),
     }
+
+
+UPDATE_COLUMNS = ["doc_id", "text", "url", "crawl_date", "provenance", "is_representative", "known_match_kind",
+                  "known_match_model"]
+UNATTRIBUTED = "unattributed"
+
+
+def export_synthetic(element, export_dir):
+    """The synthetic-labelled documents of one audit file, as known-output records (id, text,
+    model, created, url). One per near-duplicate cluster; near copies of outputs already known are
+    left out. Returns the file written, or None."""
+    index, path = element
+    with FileSystems.open(path) as f:
+        table = pq.read_table(f, columns=UPDATE_COLUMNS)
+    known_copy = pc.fill_null(pc.equal(table["known_match_kind"], "near_copy"), False)
+    rows = table.filter(pc.and_(pc.and_(pc.equal(table["provenance"], "synthetic"), table["is_representative"]),
+                                pc.invert(known_copy)))
+    if rows.num_rows == 0:
+        return None
+    created = [None if d is None else d.isoformat() for d in rows["crawl_date"].to_pylist()]
+    model = [m or UNATTRIBUTED for m in rows["known_match_model"].to_pylist()]
+    out = pa.table({"id": rows["doc_id"], "text": rows["text"], "url": rows["url"],
+                    "model": pa.array(model, pa.string()), "created": pa.array(created, pa.string())})
+    target = FileSystems.join(export_dir, f"synthetic-{index:05d}.parquet")
+    with FileSystems.create(target) as sink:
+        pq.write_table(out, sink, compression=PARQUET_COMPRESSION)
+    return target
+
+
+def add_run_to_index(run_dir, run_id, index_dir, settings, beam_args, progress=True):
+    """`audit --update-index`: add a committed run's synthetic documents to an index (built if
+    missing) so that the next audit names copies of them. A run is added once: its export
+    directory (named after the run's commit time) is recorded in the parts' `input`, and a second
+    attempt is a no-op."""
+    from corpus_audit.pipelines.runs import open_run, remove_dir
+
+    run = open_run(run_dir)
+    stamp = "".join(ch for ch in run.finished_at if ch.isalnum())
+    export_dir = FileSystems.join(run_dir.rstrip("/"), f"_index_update-{stamp}")
+    exists = FileSystems.exists(ki.manifest_path(index_dir))
+    if exists:
+        manifest = ki.read_manifest(index_dir)
+        ki.check_compatible(manifest, ki.index_params(settings.minhash, settings.ngram), index_dir)
+        if any(str(p.get("input", "")).startswith(export_dir + "/") for p in manifest["parts"]):
+            return {"added": 0, "already_added": True, "index": index_dir}
+    remove_dir(export_dir)
+    FileSystems.mkdirs(export_dir)
+    try:
+        options = PipelineOptions(beam_args)
+        listed = FileSystems.join(export_dir, "_files.json")
+        with beam.Pipeline(runner=make_runner(options), options=options) as p:
+            (p
+             | "ListAuditFiles" >> beam.Create(list(enumerate(run.document_files)))
+             | "SpreadFiles" >> beam.Reshuffle()
+             | "ExportSynthetic" >> beam.Map(export_synthetic, export_dir)
+             | "CollectExports" >> beam.combiners.ToList()
+             | "WriteList" >> beam.Map(lambda files: _write_json(sorted(f for f in files if f), listed)))
+        with FileSystems.open(listed) as f:
+            files = json.loads(f.read().decode("utf-8"))
+        if not files:
+            return {"added": 0, "already_added": False, "index": index_dir}
+        raw = type(settings)(**{**settings.__dict__, "inputs": files, "format": "parquet", "overwrite": False})
+        before = manifest["entries"] if exists else 0
+        manifest, _ = build_or_add(raw, beam_args, index_dir, append=exists, progress=progress)
+        return {"added": manifest["entries"] - before, "already_added": False, "index": index_dir,
+                "run_id": run_id}
+    finally:
+        # Parts keep their own copy of what they need; the export is only an input.
+        remove_dir(export_dir)

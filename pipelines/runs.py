@@ -34,6 +34,20 @@ def join(*parts):
     return FileSystems.join(*parts)
 
 
+def dir_entries(path):
+    """What to delete to remove directory `path`: itself on a local disk or HDFS, its objects
+    on an object store (which has prefixes, not directories)."""
+    if FileSystems.exists(path):
+        return [path]
+    return [m.path for r in FileSystems.match([join(path, "*")]) for m in r.metadata_list]
+
+
+def remove_dir(path):
+    entries = dir_entries(path)
+    if entries:
+        FileSystems.delete(entries)
+
+
 def read_json(path):
     with FileSystems.open(path) as f:
         return json.loads(f.read().decode("utf-8"))
@@ -117,7 +131,7 @@ def list_runs(root):
     """(complete runs oldest first, ids of run directories without a marker)."""
     root = root.rstrip("/")
     dirs = set()
-    for pattern in ("*/audit.json", "*/documents-*.parquet", f"*/{SUCCESS}", "*/_staging-*"):
+    for pattern in ("*/audit.json", "*/documents-*.parquet", f"*/{SUCCESS}", "*/_staging/*"):
         for r in FileSystems.match([join(root, pattern)]):
             for m in r.metadata_list:
                 dirs.add(m.path[len(root) + 1:].split("/", 1)[0])
