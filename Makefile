@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,12 @@ $(STAMP): $(BIN)/python setup.py $(shell find transforms pipelines schemas -type
 demo: $(STAMP)
 	$(BIN)/corpus-audit demo --output out/demo --overwrite
 
-test: $(STAMP)
+# Debian's chromium and its driver for the report's browser test, installed only when missing.
+browser:
+	@[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
+test: $(STAMP) browser
 	cd tests && ../$(BIN)/python -m pytest -q -n 2 --dist loadfile .
 
 bench: $(STAMP)

@@ -37,9 +37,10 @@ setup(
         "zstandard>=0.22",
         "scikit-learn>=1.3",
         "wordfreq>=3.0",
+        "matplotlib>=3.7",
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-xdist>=3"],
+        "test": ["pytest>=7", "pytest-xdist>=3", "selenium>=4.11"],
         "bench": ["psutil>=5.9", "datatrove[processing]==0.10.*", "orjson", "spacy"],
     },
     entry_points={"console_scripts": ["corpus-audit=corpus_audit.pipelines.cli:main"]},
