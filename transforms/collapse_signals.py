@@ -233,10 +233,14 @@ def _read_texts(run, keys, max_words):
             while w < len(wanted) and wanted[w] < start + n:
                 local.append(wanted[w])
                 w += 1
-            if local:
-                texts = pf.read_row_group(g, columns=["text"]).column("text")
-                for r in local:
-                    out[(f, r)] = words(texts[r - start].as_py() or "", max_words)
+            if local:  # in small batches: a row group's text can be large
+                at, i = start, 0
+                for batch in pf.iter_batches(row_groups=[g], columns=["text"], batch_size=1024):
+                    texts = batch.column(0)
+                    while i < len(local) and local[i] < at + len(texts):
+                        out[(f, local[i])] = words(texts[local[i] - at].as_py() or "", max_words)
+                        i += 1
+                    at += len(texts)
             start += n
     return out
 
