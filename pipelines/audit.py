@@ -172,6 +172,9 @@ def summarise(counts, shards, settings, seconds, index=None):
             "containment_threshold": settings.containment_threshold,
         },
         "seconds": round(seconds, 3),
+        # Worker seconds summed over workers; shuffles and clustering are the rest of the wall time.
+        "stage_seconds": {k.split(".", 1)[1]: round(v, 2) for k, v in sorted(counts.items())
+                          if k.startswith("stage_seconds.")},
         "documents_per_second": round(read / seconds, 1) if seconds > 0 else None,
     }
     scored = counts.get("likelihood_scored", 0)

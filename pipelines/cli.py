@@ -169,7 +169,7 @@ def print_summary(summary, out=sys.stdout):
 
 # Subcommands that live in their own module: corpus_audit.pipelines.<module> defines HELP,
 # add_arguments(parser) and run(args, beam_args) -> exit code, and imports heavy things lazily.
-COMMANDS = {"filter": "filter_shards", "contamination": "contamination"}
+COMMANDS = {"filter": "filter_shards", "history": "history", "contamination": "contamination", "report": "report"}
 
 
 def build_parser():
@@ -295,6 +295,13 @@ def _audit_command(args, beam_args):
     summary = run_audit(settings, beam_args)
     print_summary(summary)
     print(f"results in {summary['run_dir']}", file=sys.stdout)
+    if settings.update_index:
+        from corpus_audit.pipelines.index import add_run_to_index
+
+        added = add_run_to_index(summary["run_dir"], settings.run_id, settings.update_index, settings, beam_args,
+                                 progress=settings.progress)
+        note = " (this run was added before)" if added["already_added"] else ""
+        print(f"index updated     {added['added']:,} synthetic documents added to {settings.update_index}{note}")
     return 0
 
 

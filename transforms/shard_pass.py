@@ -62,6 +62,11 @@ class Progress:
                   f"{self.docs:,} documents, {rate:,.0f} docs/s", file=sys.stderr, flush=True)
 
 
+def add_seconds(counts, stage, seconds):
+    key = "stage_seconds." + stage
+    counts[key] = counts.get(key, 0.0) + seconds
+
+
 class AuditShard(beam.DoFn):
     def __init__(self, staging_dir, minhash_config, num_partitions, max_doc_bytes,
                  total_shards, fmt=None, progress=True, ngram_config=None, detectors=None):
@@ -88,6 +93,7 @@ class AuditShard(beam.DoFn):
         sink = FileSystems.create(out_path)
         writer = pq.ParquetWriter(sink, STAGED_SCHEMA, compression=PARQUET_COMPRESSION)
         batch, n_docs = [], 0
+        started = time.perf_counter()
         try:
             for row in read_shard(path, self.fmt, counts, self.max_doc_bytes):
                 counts["records_read"] = counts.get("records_read", 0) + 1
@@ -108,6 +114,9 @@ class AuditShard(beam.DoFn):
             writer.close()
             sink.close()
         counts["documents"] = n_docs
+        # Worker seconds per stage; reading and extraction is what the other stages leave over.
+        spent = sum(v for k, v in counts.items() if k.startswith("stage_seconds."))
+        add_seconds(counts, "read_extract", time.perf_counter() - started - spent)
         if self.progress:
             self.progress.update(shards=1)
         yield beam.pvalue.TaggedOutput(STAGED, (shard_index, out_path))
@@ -115,16 +124,22 @@ class AuditShard(beam.DoFn):
 
     def _flush(self, batch, shard_index, first_row, writer, counts):
         """Score and stage a batch of documents, then emit their keys for the shuffles."""
-        shingles, grams, too_short = self._annotate(batch)
+        t0 = time.perf_counter()
+        shingles, grams, too_short = self._annotate(batch, counts)
+        t1 = time.perf_counter()
         writer.write_table(pa.Table.from_pylist(batch, schema=STAGED_SCHEMA))
+        t2 = time.perf_counter()
+        add_seconds(counts, "stage_write", t2 - t1)
         counts["too_short"] = counts.get("too_short", 0) + int(too_short.sum())
         nodes = (np.uint64(shard_index) << np.uint64(32)) + np.arange(
             first_row, first_row + len(batch), dtype=np.uint64)
         yield from self._keys(batch, nodes, shingles, grams, too_short)
+        add_seconds(counts, "signatures_and_keys", time.perf_counter() - t2)
+        add_seconds(counts, "tokenize_and_shingle", t1 - t0 - counts.pop("_detector_seconds", 0.0))
         if self.progress:
             self.progress.update(docs=len(batch))
 
-    def _annotate(self, batch):
+    def _annotate(self, batch, counts):
         """Fill n_words, too_short and detector columns; return shingles and n-gram samples."""
         shingles, grams = [], []
         for row in batch:
@@ -137,6 +152,7 @@ class AuditShard(beam.DoFn):
         for row, short in zip(batch, too_short):
             row["too_short"] = bool(short)
         if self.model is not None:
+            t0 = time.perf_counter()
             texts = [row["text"] for row in batch]
             scores = self.model.score_detectors(texts)
             english = guess_is_english(texts)
@@ -144,6 +160,9 @@ class AuditShard(beam.DoFn):
                 for name, values in scores.items():
                     row["det_" + name] = float(values[i])
                 row["is_english"] = bool(english[i])
+            seconds = time.perf_counter() - t0
+            counts["_detector_seconds"] = seconds
+            add_seconds(counts, "detectors", seconds)
         return shingles, grams, too_short
 
     def _keys(self, batch, nodes, shingles, grams, too_short):

@@ -5,6 +5,8 @@ with an exact copy have any), so each worker rewrites one staged file at a time,
 row groups. Files are written under a temporary name and renamed, so a killed run never
 leaves a `documents-*` file that looks complete.
 """
+import time
+
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
@@ -82,6 +84,7 @@ class WriteDocuments(beam.DoFn):
         self.model = load_detector_model(self.detectors)
 
     def process(self, element):
+        started = time.perf_counter()
         shard_index, grouped = element
         (staged,) = grouped["staged"]
         annotations = list(grouped["annotations"])
@@ -117,6 +120,7 @@ class WriteDocuments(beam.DoFn):
         final = documents_path(self.output_dir, shard_index, self.num_shards)
         tmp = FileSystems.join(self.staging_dir, f"final-{shard_index:06d}.parquet")
         write_atomically(final, tmp, write)
+        counts["stage_seconds.ensemble_and_write"] = time.perf_counter() - started
         yield counts
 
 
