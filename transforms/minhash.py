@@ -12,6 +12,7 @@ import numpy as np
 from corpus_audit.transforms.tokens import mix64, ngram_hashes, word_hashes
 
 _CHUNK_ELEMENTS = 1 << 14  # shingles × permutations per step: small enough to stay in cache
+_LARGE_SHINGLES = 8192  # a text with more shingles is hashed in slices of this many
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,10 @@ class MinHasher:
         out = np.empty((len(shingle_sets), P), dtype=np.uint32)
         i = 0
         while i < len(shingle_sets):
+            if len(shingle_sets[i]) > _LARGE_SHINGLES:  # one long text: bounded memory
+                out[i] = self._signature_in_slices(shingle_sets[i])
+                i += 1
+                continue
             # Take documents until the chunk holds about _CHUNK_ELEMENTS hashed values.
             j, total = i, 0
             while j < len(shingle_sets) and (j == i or total + len(shingle_sets[j]) * P <= _CHUNK_ELEMENTS):
@@ -84,6 +89,16 @@ class MinHasher:
             out[i:j] = np.minimum.reduceat(hashed, starts, axis=0) >> np.uint64(32)
             i = j
         return out
+
+    def _signature_in_slices(self, shingles):
+        """One document's signature as a running minimum over slices of its shingles, so that
+        a 10 MB text (1.6M shingles) needs a few MB, not shingles × permutations × 8 bytes."""
+        low = np.full(self.config.num_perm, np.iinfo(np.uint64).max, dtype=np.uint64)
+        for k in range(0, len(shingles), _LARGE_SHINGLES):
+            hashed = np.multiply(shingles[k:k + _LARGE_SHINGLES, None], self._a[None, :])
+            hashed += self._b[None, :]
+            np.minimum(low, hashed.min(axis=0), out=low)
+        return low >> np.uint64(32)
 
     def band_keys(self, signatures):
         """(n, num_bands) uint64 keys; equal key = equal band, salted per band index."""

@@ -6,7 +6,7 @@ the rows cheap to build and map 1:1 onto the Parquet schemas.
 """
 import json
 import re
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from urllib.parse import urlsplit
 
 import xxhash
@@ -41,11 +41,15 @@ def domain_of(url):
 
 
 def parse_date(value):
-    """A datetime (UTC) from an ISO-8601 string, a datetime or epoch seconds; None if unusable."""
+    """A datetime in UTC from an ISO-8601 string, a datetime or date, or epoch seconds; None if
+    unusable, including an instant outside the years 1-9999 once in UTC (0001-01-01T00:00+14:00),
+    which Parquet would store but no reader could turn back into a datetime."""
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return _utc(value)
+    if isinstance(value, date):  # a Parquet date32 column
+        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         try:
             return datetime.fromtimestamp(value, tz=timezone.utc)
@@ -56,11 +60,19 @@ def parse_date(value):
         if s.endswith("Z"):
             s = s[:-1] + "+00:00"
         try:
-            dt = datetime.fromisoformat(s)
+            return _utc(datetime.fromisoformat(s))
         except ValueError:
             return None
-        return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
     return None
+
+
+def _utc(dt):
+    if not dt.tzinfo:
+        return dt.replace(tzinfo=timezone.utc)
+    try:
+        return dt.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        return None
 
 
 def text_problem(text, max_bytes=DEFAULT_MAX_DOC_BYTES):
@@ -84,15 +96,26 @@ def snippet(value):
     return str(value)[:SNIPPET_CHARS]
 
 
+def utf8_safe(value):
+    """`value` with unpaired surrogates (from JSON `\\ud800` escapes or undecodable file names)
+    replaced by '?', so that it can be written to Parquet; other values unchanged."""
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
 def dead_letter(shard, fmt, position, reason, detail, record_id=None, raw=None):
     return {
-        "source_shard": shard,
+        "source_shard": utf8_safe(shard),
         "source_format": fmt,
         "record_position": int(position),
-        "record_id": record_id,
+        "record_id": utf8_safe(record_id),
         "reason": reason,
-        "detail": detail,
-        "snippet": snippet(raw),
+        "detail": utf8_safe(detail),
+        "snippet": utf8_safe(snippet(raw)),
     }
 
 
@@ -108,7 +131,14 @@ def make_document(*, doc_id, text, shard, fmt, position, url=None, crawl_date=No
     if problem:
         return dead_letter(shard, fmt, position, *problem, record_id=doc_id, raw=text)
     text = text.strip()
-    return {
+    if metadata:
+        try:
+            metadata = json.dumps(metadata, sort_keys=True, ensure_ascii=False, default=str)
+        except (RecursionError, ValueError) as exc:
+            return dead_letter(shard, fmt, position, "bad_field_type",
+                               f"other fields cannot be stored as JSON metadata: {type(exc).__name__}: {exc}",
+                               record_id=doc_id, raw=text)
+    row = {
         "doc_id": str(doc_id),
         "url": url,
         "domain": domain_of(url),
@@ -119,9 +149,20 @@ def make_document(*, doc_id, text, shard, fmt, position, url=None, crawl_date=No
         "content_type": content_type,
         "html_generator": html_generator,
         "text": text,
-        "text_hash": text_hash(text),
+        "text_hash": None,
         "n_chars": len(text),
         "n_words": None,  # filled by the shard pass, which tokenises the text anyway
-        "metadata": json.dumps(metadata, sort_keys=True, ensure_ascii=False, default=str)
-        if metadata else None,
+        "metadata": metadata or None,
     }
+    for key in ("text", "doc_id", "url", "metadata", "html_generator", "content_type", "source_shard"):
+        value = row[key]
+        if isinstance(value, str) and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                return dead_letter(shard, fmt, position, "invalid_utf8",
+                                   f"`{key}` holds an unpaired surrogate ({exc.object[exc.start]!r} at "
+                                   f"character {exc.start:,}), which UTF-8 cannot encode",
+                                   record_id=doc_id, raw=text)
+    row["text_hash"] = text_hash(text)
+    return row

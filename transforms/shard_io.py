@@ -51,14 +51,84 @@ def open_raw(path):
     return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def sniff_compression(head):
+    """'gzip' | 'zstd' | None from a stream's first bytes."""
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(ZSTD_MAGIC):
+        return "zstd"
+    return None
+
+
 def open_decompressed(path, compression=None):
-    """A binary stream of the shard's content, decompressing gzip or zstd by suffix."""
+    """A binary stream of the shard's content.
+
+    The compression is read from the stream's magic bytes, not from the name, so a gzip file
+    named `.zst` or a plain file named `.gz` is still read (as WARC files are); `compression`
+    ("gzip", "zstd" or "none") forces one. A gzip or zstd stream that ends inside a member or
+    frame raises EOFError, as a cut shard must not read as a shorter complete one.
+    """
     raw = open_raw(path)
-    comp = compression if compression is not None else split_compression(path)[1]
+    if compression is None:
+        head = raw.read(4)
+        try:
+            raw.seek(0)
+        except Exception:  # a filesystem whose streams cannot seek back: open it again
+            raw.close()
+            raw = open_raw(path)
+        comp = sniff_compression(head)
+    else:
+        comp = None if compression == "none" else compression
     if comp == "gzip":
         return gzip.GzipFile(fileobj=raw, mode="rb")
     if comp == "zstd":
+        return io.BufferedReader(ZstdReader(raw), buffer_size=1 << 16)
+    return raw
+
+
+class ZstdReader(io.RawIOBase):
+    """Decompressed bytes of concatenated zstd frames; EOFError if the last frame is cut.
+
+    (zstandard's own stream reader returns end-of-stream quietly when its input stops inside
+    a frame, which would turn a truncated shard into a shorter, seemingly complete one.)
+    """
+
+    def __init__(self, raw, chunk=1 << 16):
         import zstandard
 
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))
-    return raw
+        self._zstd = zstandard
+        self._raw = raw
+        self._chunk = chunk
+        self._dec = None  # the frame being decoded, None between frames
+        self._out = b""
+
+    def readable(self):
+        return True
+
+    def readinto(self, buf):
+        while not self._out:
+            data = self._dec.unused_data if self._dec is not None and self._dec.eof else b""
+            if self._dec is not None and self._dec.eof:
+                self._dec = None
+            if not data:
+                data = self._raw.read(self._chunk)
+                if not data:
+                    if self._dec is not None:
+                        raise EOFError("zstd stream ended before the end of its frame")
+                    return 0
+            if self._dec is None:
+                self._dec = self._zstd.ZstdDecompressor().decompressobj()
+            self._out = self._dec.decompress(data)
+        n = min(len(buf), len(self._out))
+        buf[:n] = self._out[:n]
+        self._out = self._out[n:]
+        return n
+
+    def close(self):
+        if not self.closed:
+            self._raw.close()
+        super().close()
