@@ -40,7 +40,7 @@ setup(
         "matplotlib>=3.7",
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-xdist>=3", "selenium>=4.11"],
+        "test": ["pytest>=7", "pytest-xdist>=3", "selenium>=4.11", "wheel>=0.40"],
         "bench": ["psutil>=5.9", "datatrove[processing]==0.10.*", "orjson", "spacy"],
     },
     entry_points={"console_scripts": ["corpus-audit=corpus_audit.pipelines.cli:main"]},
