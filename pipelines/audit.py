@@ -151,6 +151,7 @@ def summarise(counts, shards, settings, seconds, index=None):
         "duplicates": counts.get("duplicates", 0),
         "clusters": counts.get("clusters_multi", 0),
         "exact_dup_documents": counts.get("exact_dup_documents", 0),
+        "duplicate_ids_renamed": counts.get("duplicate_ids_renamed", 0),
         "too_short_documents": counts.get("too_short", 0),
         "hot_buckets": counts.get("lsh_hot_buckets", 0),
         "hot_bucket_members_unlinked": counts.get("lsh_hot_bucket_members_unlinked", 0),

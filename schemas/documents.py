@@ -13,7 +13,9 @@ _TS = pa.timestamp("ms", tz="UTC")
 # (name, type, nullable, description)
 SOURCE_COLUMNS = [
     ("doc_id", pa.string(), False,
-     "Stable id: the input's `id` if given, else the WARC-Record-ID, else `<shard name>#<position>`."),
+     "Stable, unique id: the input's `id` if given, else the WARC-Record-ID, else `<shard name>#<position>`; "
+     "a record whose id an earlier record (shard path order, then record order) already has becomes "
+     "`<id>~dup<k>`."),
     ("url", pa.string(), True, "Target URI of the capture (WARC/WET) or the input's `url` field."),
     ("domain", pa.string(), True, "Lower-cased host of `url` without a leading `www.`."),
     ("crawl_date", _TS, True, "WARC-Date of the capture or the input's `crawl_date` (UTC)."),

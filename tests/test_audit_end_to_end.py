@@ -131,3 +131,31 @@ def test_help_explains_every_subcommand():
         assert word in proc.stdout
     proc = run_cli("audit", "--help")
     assert "--bands" in proc.stdout and "--quiet" in proc.stdout
+
+
+def test_duplicate_input_ids_become_unique_doc_ids_and_one_cluster_id_names_one_document(tmp_path, real_texts):
+    inp = tmp_path / "in"
+    inp.mkdir()
+    rows = [{"id": "same", "text": real_texts[0]}, {"id": "same", "text": real_texts[1]},
+            {"id": "x", "text": real_texts[2]}]
+    write_jsonl(inp / "a.jsonl", rows)
+    write_jsonl(inp / "b.jsonl", [{"id": "same", "text": real_texts[3]}])
+    shutil.copy(inp / "a.jsonl", inp / "c.jsonl")  # the same file under another name
+    run_cli("audit", "--input", inp / "*.jsonl", "--output", tmp_path / "out", "--run-id", "r", "--quiet",
+            "--no-detectors")
+    docs = read_documents(tmp_path / "out").to_pylist()
+    by_id = {d["doc_id"]: d for d in docs}
+    assert len(by_id) == len(docs) == 7
+    assert by_id["same"]["source_shard"].endswith("a.jsonl") and by_id["same"]["record_position"] == 0
+    assert {d for d in by_id if d.startswith("same~dup")} == {"same~dup1", "same~dup2", "same~dup3", "same~dup4"}
+    assert by_id["x~dup1"]["source_shard"].endswith("c.jsonl")
+    # The copied file forms clusters with a.jsonl, each named by exactly one representative.
+    reps = {}
+    for d in docs:
+        if d["is_representative"]:
+            assert d["cluster_id"] == d["doc_id"] and d["cluster_id"] not in reps
+            reps[d["cluster_id"]] = d["cluster_size"]
+    for cid, size in reps.items():
+        assert sum(d["cluster_id"] == cid for d in docs) == size
+    assert by_id["x"]["cluster_size"] == 2 and by_id["x~dup1"]["cluster_id"] == "x"
+    assert read_audit(tmp_path / "out")["duplicate_ids_renamed"] == 5

@@ -117,3 +117,15 @@ def test_check_stars_accepts_the_same_edge_reported_by_two_partitions():
     child = np.array([5, 5, 1], dtype=U)
     parent = np.array([1, 1, 1], dtype=U)
     assert not any(graph.check_stars(child, parent).values())
+
+
+def test_unique_ids_keep_the_first_holder_and_rename_the_rest():
+    nodes = np.array([(2 << 32) + 5, (0 << 32) + 7, (1 << 32) + 0, (0 << 32) + 1, 9], dtype=np.uint64)
+    ids = np.array(["a", "a", "b", "a", "c"], dtype=object)
+    renamed, new_ids = graph.unique_ids(nodes, ids)
+    # "a" is held by shard 0 row 1 first; row 7 and shard 2 follow in node order.
+    assert renamed.tolist() == [7, (2 << 32) + 5] and new_ids.tolist() == ["a~dup1", "a~dup2"]
+    shuffled = np.array([3, 0, 4, 1, 2])
+    again = graph.unique_ids(nodes[shuffled], ids[shuffled])
+    assert again[0].tolist() == renamed.tolist() and again[1].tolist() == new_ids.tolist()
+    assert len(graph.unique_ids(nodes[:1], ids[:1])[0]) == 0

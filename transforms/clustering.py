@@ -12,6 +12,7 @@ from corpus_audit.transforms import graph, known_index
 
 ANNOTATION_CLUSTER = "cluster"
 ANNOTATION_EXACT = "exact"
+ANNOTATION_RENAME = "rename"
 
 
 def _concat(batches, width):
@@ -205,6 +206,32 @@ def _mark_roots(batch, num_partitions):
         yield p, ("edge", r, r)
 
 
+def _key_by_id(element, num_partitions):
+    _, (nodes, words, ids) = element
+    return graph.split_by_partition(num_partitions, graph.id_hashes(ids), nodes, words, ids)
+
+
+class _UniqueIds(beam.DoFn):
+    """Per id partition: documents that share an input id get distinct doc_ids, so a cluster_id
+    (a doc_id) names one document. Attributes go on keyed by node, renames to their shards."""
+
+    def __init__(self, num_partitions):
+        self.num_partitions = num_partitions
+
+    def process(self, element):
+        _, batches = element
+        nodes, words, ids = _concat(list(batches), 3)
+        order = np.argsort(nodes)
+        nodes, words, ids = nodes[order], words[order], ids[order]
+        renamed, new_ids = graph.unique_ids(nodes, ids)
+        if len(renamed):
+            ids[np.searchsorted(nodes, renamed)] = new_ids
+            for shard, cols in _by_shard(renamed, new_ids):
+                yield beam.pvalue.TaggedOutput("annotations", (shard, (ANNOTATION_RENAME,) + cols))
+            yield beam.pvalue.TaggedOutput("counts", {"duplicate_ids_renamed": len(renamed)})
+        yield from graph.split_by_partition(self.num_partitions, nodes, nodes, words, ids)
+
+
 def _representatives(element):
     _, batches = element
     roots, nodes, words, ids = (np.concatenate([b[i] for b in batches]) for i in range(4))
@@ -274,13 +301,17 @@ class NearDuplicateClusters(beam.PTransform):
                     | f"SmallStar{r}" >> beam.ParDo(_Step("small", P)))
         stars = step | "StarEdges" >> beam.Map(_downward)
         marked = stars | "MarkRoots" >> beam.FlatMap(_mark_roots, P)
-        attr_items = attrs | "TagAttrs" >> beam.Map(_tag("attr"))
+        unique = (attrs
+                  | "KeyAttrsById" >> beam.FlatMap(_key_by_id, P)
+                  | "GroupById" >> beam.GroupByKey()
+                  | "UniqueIds" >> beam.ParDo(_UniqueIds(P)).with_outputs("annotations", "counts", main="attrs"))
+        attr_items = unique.attrs | "TagAttrs" >> beam.Map(_tag("attr"))
         members = ((marked, attr_items)
                    | "EdgesAndAttrs" >> beam.Flatten()
                    | "GroupByNode" >> beam.GroupByKey()
                    | "ResolveRoots" >> beam.ParDo(_ResolveRoots(P, self.rounds))
                    | "GroupByRoot" >> beam.GroupByKey()
                    | "ChooseRepresentatives" >> beam.FlatMap(_representatives))
-        annotations = (members, ex.annotations) | "AllAnnotations" >> beam.Flatten()
-        counts = [lsh.counts, ex.counts] + verify_counts | "ClusterCounts" >> beam.Flatten()
+        annotations = (members, ex.annotations, unique.annotations) | "AllAnnotations" >> beam.Flatten()
+        counts = [lsh.counts, ex.counts, unique.counts] + verify_counts | "ClusterCounts" >> beam.Flatten()
         return {"annotations": annotations, "counts": counts, "known_similarities": known}

@@ -249,3 +249,31 @@ def sum_by_key(values, *keys):
     sums = np.bincount(inverse.ravel(), weights=values, minlength=len(uniq)).astype(np.int64)
     cols = tuple(uniq[:, i].copy() for i in range(len(keys)))
     return (cols[0] if len(keys) == 1 else cols), sums
+
+
+def id_hashes(ids, seed=0):
+    """64-bit hashes of id strings, to shuffle documents by id."""
+    import xxhash
+
+    return np.fromiter((xxhash.xxh3_64_intdigest(str(i).encode("utf-8", "surrogatepass"), seed) for i in ids),
+                       dtype=np.uint64, count=len(ids))
+
+
+def unique_ids(nodes, ids):
+    """Make ids unique: among nodes sharing an id, the first (smallest node = first shard in
+    path order, then first record) keeps it and the others become `<id>~dup<k>`.
+
+    Returns (renamed nodes, their new ids), both sorted by node."""
+    order = np.lexsort((nodes, ids.astype(str)))
+    nodes, ids = nodes[order], ids[order]
+    renamed_nodes, new_ids = [], []
+    start = 0
+    for end in list(np.flatnonzero(ids[1:] != ids[:-1]) + 1) + [len(ids)]:
+        for k in range(1, end - start):
+            renamed_nodes.append(nodes[start + k])
+            new_ids.append(f"{ids[start]}~dup{k}")
+        start = end
+    renamed_nodes = np.array(renamed_nodes, dtype=np.uint64)
+    new_ids = np.array(new_ids, dtype=object)
+    back = np.argsort(renamed_nodes)
+    return renamed_nodes[back], new_ids[back]

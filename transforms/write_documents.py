@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from corpus_audit.schemas import DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA
-from corpus_audit.transforms.clustering import ANNOTATION_CLUSTER, ANNOTATION_EXACT
+from corpus_audit.transforms.clustering import ANNOTATION_CLUSTER, ANNOTATION_EXACT, ANNOTATION_RENAME
 from corpus_audit.transforms.known_outputs import ANNOTATION_KNOWN
 from corpus_audit.transforms.scoring import ensemble_columns, load_detector_model
 from corpus_audit.transforms.shard_pass import PARQUET_COMPRESSION
@@ -43,7 +43,11 @@ def write_atomically(path, tmp_path, write):
 def annotation_columns(doc_ids, annotations, known_checked):
     """Cluster and known-output columns of one shard's documents from its annotations."""
     n = len(doc_ids)
-    cluster_id = np.array(doc_ids, dtype=object)
+    doc_ids = np.array(doc_ids, dtype=object)
+    for ann in annotations:
+        if ann[0] == ANNOTATION_RENAME:  # an id another document had first
+            doc_ids[ann[1]] = ann[2]
+    cluster_id = doc_ids.copy()
     size = np.ones(n, dtype=np.int32)
     is_rep = np.ones(n, dtype=bool)
     exact = np.zeros(n, dtype=bool)
@@ -53,7 +57,7 @@ def annotation_columns(doc_ids, annotations, known_checked):
             cluster_id[rows], size[rows], is_rep[rows] = cids, sizes, reps
         elif ann[0] == ANNOTATION_EXACT:
             exact[ann[1]] = True
-    cols = {"cluster_id": cluster_id, "cluster_size": size, "is_representative": is_rep,
+    cols = {"doc_id": doc_ids, "cluster_id": cluster_id, "cluster_size": size, "is_representative": is_rep,
             "exact_dup": exact}
     # Without an index the similarity columns stay null: "not checked" is not "no match".
     fill = 0.0 if known_checked else np.nan
