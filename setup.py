@@ -41,6 +41,8 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=7", "pytest-xdist>=3", "selenium>=4.11", "wheel>=0.40"],
+        "gcp": ["apache-beam[gcp]"],
+        "aws": ["apache-beam[aws]"],
         "bench": ["psutil>=5.9", "datatrove[processing]==0.10.*", "orjson", "spacy"],
     },
     entry_points={"console_scripts": ["corpus-audit=corpus_audit.pipelines.cli:main"]},
