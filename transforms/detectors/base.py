@@ -136,6 +136,8 @@ class LinearDetector(Detector):
     whose head is a standardised logistic regression (`self.head`, `self.C`)."""
 
     feature_names = ()
+    # True: `featurize(texts, tokens=None)` takes a shared `TokenBatch` of exactly these texts
+    uses_tokens = False
 
     def features_one(self, text):  # pragma: no cover - interface
         raise NotImplementedError
@@ -145,12 +147,131 @@ class LinearDetector(Detector):
             return np.zeros((0, len(self.feature_names)))
         return np.vstack([self.features_one(t) for t in texts])
 
+    def score(self, texts, tokens=None):
+        return self.predict(self.featurize(texts, tokens) if self.uses_tokens else self.featurize(texts))
+
     def fit(self, X, y, sample_weight=None, seed=0):
         self.head.fit(X, y, sample_weight, C=self.C, seed=seed)
         return self
 
     def predict(self, X):
         return self.head.predict(X)
+
+
+# ---------------------------------------------------------------------------------- shared tokens
+TOKEN_CHARS = 6000  # stylometry and word-frequency features look at this many leading characters
+_P = np.uint64(0x100000001B3)
+# byte classes: 1 = ASCII letter or apostrophe (word), 2 = ASCII digit, 0 = anything else
+BYTE_CLASS = np.zeros(256, dtype=np.int8)
+BYTE_CLASS[list(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'")] = 1
+BYTE_CLASS[list(b"0123456789")] = 2
+LOWER = np.arange(256, dtype=np.uint64)
+LOWER[65:91] += 32
+IS_UPPER = np.zeros(256, dtype=np.int32)
+IS_UPPER[65:91] = 1
+_APOS = ord("'")
+
+
+def word_hash_array(words) -> np.ndarray:
+    """Hashes of single words as `tokenize` computes them (for look-up tables)."""
+    P, M = int(_P), (1 << 64) - 1
+    out = []
+    for w in words:
+        h, p = 0, 1
+        for c in w.lower().encode("utf-8"):
+            h = (h + c * p) & M
+            p = (p * P) & M
+        out.append(h)
+    return np.array(out, dtype=np.uint64)
+
+
+class TokenBatch:
+    """One tokenising pass over a batch of normalised texts, shared by the stylometry and
+    word-frequency detectors (which compute their features for the whole batch with numpy).
+
+    The first `max_chars` characters of every text are UTF-8 encoded and joined with a "\\n"
+    byte (never part of normalised text) into `B`; text d is B[doc_start[d]:doc_end[d]].
+    Tokens are maximal runs of ASCII letters/apostrophes (one leading and one trailing apostrophe
+    stripped) or of ASCII digits. Per token (in text order): byte `starts`/`ends` in B, `tdoc`
+    (its text), `digit` (a digit run) and `h`, a 64-bit polynomial hash of its lower-case bytes
+    (the same for the same word whatever its case; `word_hash_array` gives it for a word list).
+    `n[d]` tokens belong to text d, starting at token `tok_off[d]`."""
+
+    def __init__(self, texts, max_chars=TOKEN_CHARS):
+        self.texts = [t[:max_chars] for t in texts]
+        enc = [t.encode("utf-8") for t in self.texts]
+        self.D = D = len(enc)
+        lens = np.fromiter(map(len, enc), dtype=np.int64, count=D)
+        self.doc_start = np.cumsum(lens + 1) - (lens + 1)
+        self.doc_end = self.doc_start + lens
+        B = self.B = np.frombuffer(b"\n".join(enc), dtype=np.uint8)
+        self._cum_upper = None
+        if not len(B):
+            z = np.zeros(0, dtype=np.int64)
+            self.starts = self.ends = self.tdoc = z
+            self.digit, self.h = np.zeros(0, bool), np.zeros(0, np.uint64)
+        else:
+            c = BYTE_CLASS[B]
+            change = np.flatnonzero(c[1:] != c[:-1]) + 1
+            starts = np.concatenate(([0], change))
+            ends = np.concatenate((change, [len(B)]))
+            kind = c[starts]
+            keep = kind != 0
+            starts, ends, kind = starts[keep], ends[keep], kind[keep]
+            word = kind == 1
+            starts = starts + (word & (B[starts] == _APOS))
+            ends = ends - (word & (B[ends - 1] == _APOS))
+            ok = ends > starts
+            self.starts, self.ends, self.digit = starts[ok], ends[ok], kind[ok] == 2
+            self.tdoc = np.searchsorted(self.doc_start, self.starts, side="right") - 1
+            self.h = _hash_spans(B, self.starts, self.ends)
+        self.n = np.bincount(self.tdoc, minlength=D)
+        self.tok_off = np.cumsum(self.n) - self.n
+
+    def cum_upper(self):
+        """Prefix counts of upper-case ASCII letters in B (length len(B) + 1)."""
+        if self._cum_upper is None:
+            self._cum_upper = np.concatenate(([0], np.cumsum(IS_UPPER[self.B])))
+        return self._cum_upper
+
+
+_HASH_CHUNK = 1 << 18
+_TABLES = {}
+
+
+def _pow_tables():
+    if not _TABLES:
+        with np.errstate(over="ignore"):
+            _TABLES["pow"] = np.cumprod(np.r_[np.uint64(1), np.full(_HASH_CHUNK, _P, dtype=np.uint64)],
+                                        dtype=np.uint64)
+            inv = np.uint64(pow(int(_P), -1, 1 << 64))
+            _TABLES["pinv"] = np.cumprod(np.r_[np.uint64(1), np.full(_HASH_CHUNK, inv, dtype=np.uint64)],
+                                         dtype=np.uint64)
+    return _TABLES["pow"], _TABLES["pinv"]
+
+
+def _hash_spans(B, starts, ends):
+    """Σ_j lower(B[j]) · P^(j - start) mod 2^64 for every span, from prefix sums computed over
+    windows of at most _HASH_CHUNK bytes (spans never cross a window: they are cut at texts,
+    which are shorter than a window, and windows start at a span start)."""
+    POW, PINV = _pow_tables()
+    h = np.empty(len(starts), dtype=np.uint64)
+    lb = LOWER[B]
+    i = 0
+    while i < len(starts):
+        base = int(starts[i])
+        j = int(np.searchsorted(ends, base + _HASH_CHUNK, side="right"))
+        j = max(j, i + 1)
+        seg = lb[base: int(ends[j - 1])]
+        H = np.concatenate((np.zeros(1, np.uint64), np.cumsum(seg * POW[: len(seg)], dtype=np.uint64)))
+        s, e = starts[i:j] - base, ends[i:j] - base
+        h[i:j] = (H[e] - H[s]) * PINV[s]
+        i = j
+    return h
+
+
+def tokenize_batch(texts, max_chars: int = TOKEN_CHARS) -> TokenBatch:
+    return TokenBatch(texts, max_chars)
 
 
 def split_sentences(text):
@@ -172,14 +293,27 @@ def english_share(text: str, max_chars=3000) -> float:
     return sum(w in _EN_STOP for w in words) / len(words)
 
 
+_ASCII_NON_LETTERS = bytes(c for c in range(128) if not chr(c).isalpha())
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
+
+
+def latin_letter_share(text: str):
+    """(letters, ASCII letters) of a text: the slow per-character check runs only on non-ASCII."""
+    ascii_part = text.encode("ascii", "ignore")
+    n_ascii = len(ascii_part.translate(None, _ASCII_NON_LETTERS))
+    if text.isascii():
+        return n_ascii, n_ascii
+    other = "".join(_NON_ASCII_RUN.findall(text))
+    return n_ascii + sum(map(str.isalpha, other)), n_ascii
+
+
 def guess_is_english(texts, threshold=0.15) -> np.ndarray:
     """Cheap stop-word language check: True where ≥ threshold of words are English stop words
     and most characters are Latin letters."""
     out = np.zeros(len(texts), dtype=bool)
     for i, t in enumerate(texts):
         t = to_text(t)[:3000]
-        letters = sum(c.isalpha() for c in t)
-        ascii_letters = sum(("a" <= c <= "z") or ("A" <= c <= "Z") for c in t)
+        letters, ascii_letters = latin_letter_share(t)
         if letters == 0 or ascii_letters / letters < 0.8:
             continue
         out[i] = english_share(t) >= threshold

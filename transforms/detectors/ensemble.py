@@ -1,17 +1,30 @@
-"""Stacked, calibrated ensemble of the detectors, plus explicit hard-evidence rules.
+"""Calibrated ensemble of the detectors, plus explicit hard-evidence rules.
 
-Prediction for one document, in order:
+Prediction for one document, in order (method "human_reference", the default since 1.2.0):
 
-1. **Stack.** z = b + Σ_k w_k · logit(det_k), a logistic regression trained on *out-of-fold*
-   detector scores (GroupKFold by `group`, so no detector scores its own training texts).
-2. **Calibration.** p = isotonic(sigmoid(z)), an isotonic regression fitted on out-of-fold
-   stack predictions (nested GroupKFold) and stored as its two threshold arrays (applied with
-   linear interpolation). A tie-breaker of 1e-3 · sigmoid(z) is mixed in,
-   p = (1 - 1e-3) · isotonic + 1e-3 · sigmoid(z), so the ranking equals the stack's.
-3. **Soft evidence (neutral until trained with evidence).** p ← sigmoid(logit(p) +
+1. **Human reference.** Each detector's score s_k becomes z_k = Φ⁻¹(F_k(s_k)), where F_k is the
+   distribution of that detector's *out-of-fold* scores on the human training texts (GroupKFold
+   by `group`, weighted like training; stored as a table of at most 2048 (score, mid-rank CDF)
+   points, linear interpolation, clipped to [0.5/n, 1 - 0.5/n]). z_k says how unusual the text
+   is for human writing in the detector's eyes, on one common scale for every detector.
+2. **Combination.** raw = Φ(Σ_k w_k z_k / sqrt(Σ_k w_k²)) (Stouffer's method) with equal weights
+   w_k = 1. Nothing about the *machine* side is fitted: a new model's text shifts some
+   detectors away from human writing, and equal weights do not bet on which ones. Weights
+   learnt on the training sources (a stacked logistic regression, non-negative or shrunk)
+   fit the generators seen in training and transferred worse to sources left out of training
+   (see EVALUATION.md and the issue notes), so they are not used.
+3. **Calibration.** p = isotonic(raw), an isotonic regression fitted on the out-of-fold raw
+   scores, stored as its two threshold arrays (applied with linear interpolation). A
+   tie-breaker of 1e-3 · raw is mixed in, p = (1 - 1e-3) · isotonic + 1e-3 · raw, so the
+   ranking equals raw's.
+
+Method "stack" (models before 1.2.0) replaces steps 1-2 by z = b + Σ_k w_k · logit(s_k), a
+logistic regression on out-of-fold detector scores, and calibrates its output the same way.
+
+4. **Soft evidence (neutral until trained with evidence).** p ← sigmoid(logit(p) +
    w_cluster · log(cluster_size)), with w_cluster = `cluster_weight` (0.0 in models trained on
    the detection data, which has no clusters; stored in model.json so it can be set later).
-4. **Hard evidence overrides** (documented rules; they only ever raise p):
+5. **Hard evidence overrides** (documented rules; they only ever raise p):
 
    | rule | condition | result |
    |---|---|---|
@@ -34,6 +47,22 @@ NEAR_COPY_FLOOR = 0.97
 CONTAINMENT_MIN = 0.3
 CONTAINMENT_CEILING = 0.97
 TIE_BREAK = 1e-3
+REF_POINTS = 2048
+
+
+def human_reference_table(scores, weights, max_points=REF_POINTS):
+    """(x, cdf): sorted distinct scores of the human reference and their weighted mid-rank CDF,
+    thinned to at most `max_points` points (first and last kept)."""
+    s = np.asarray(scores, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    x, inv = np.unique(s, return_inverse=True)
+    wx = np.bincount(inv, weights=w, minlength=len(x))
+    tot = wx.sum()
+    cdf = (np.cumsum(wx) - 0.5 * wx) / tot
+    if len(x) > max_points:
+        keep = np.unique(np.linspace(0, len(x) - 1, max_points).round().astype(np.int64))
+        x, cdf = x[keep], cdf[keep]
+    return x, cdf
 
 
 def _evidence(x, n, fill):
@@ -96,7 +125,10 @@ class _NonNegLR:
 class Ensemble:
     def __init__(self, detector_names, coef=None, intercept=0.0, iso_x=None, iso_y=None,
                  cluster_weight=0.0, C=1.0, nonneg=False, stack_input="logit",
-                 equal_shrink=0.0):
+                 equal_shrink=0.0, method="stack", ref=None, ref_n=0):
+        self.method = str(method)
+        self.ref = ref  # {name: (x, cdf)} for method "human_reference"
+        self.ref_n = int(ref_n)
         self.nonneg = bool(nonneg)
         self.stack_input = str(stack_input)
         self.equal_shrink = float(equal_shrink)
@@ -116,7 +148,23 @@ class Ensemble:
                                     for k in self.detector_names])
         return np.column_stack([logit(det_scores[k]) for k in self.detector_names])
 
+    def human_z(self, det_scores):
+        """Matrix of z_k = Φ⁻¹(F_k(s_k)) against the human reference (method human_reference)."""
+        from scipy.special import ndtri
+
+        lo = 0.5 / max(self.ref_n, 1)
+        cols = []
+        for k in self.detector_names:
+            x, cdf = self.ref[k]
+            s = np.asarray(det_scores[k], dtype=np.float64)
+            cols.append(ndtri(np.clip(np.interp(s, x, cdf, left=lo, right=1 - lo), lo, 1 - lo)))
+        return np.column_stack(cols)
+
     def raw(self, det_scores):
+        if self.method == "human_reference":
+            from scipy.special import ndtr
+
+            return ndtr(self.human_z(det_scores) @ self.coef / np.sqrt(self.coef @ self.coef))
         return sigmoid(self._matrix(det_scores) @ self.coef + self.intercept)
 
     def calibrate(self, raw):
@@ -132,8 +180,21 @@ class Ensemble:
         from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import GroupKFold
 
-        Z, y = self._matrix(det_scores), np.asarray(y)
+        y = np.asarray(y)
         w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        if self.method == "human_reference":
+            human = y == 0
+            self.ref = {k: human_reference_table(np.asarray(det_scores[k], dtype=np.float64)[human], w[human])
+                        for k in self.detector_names}
+            self.ref_n = int(human.sum())
+            self.coef, self.intercept = np.ones(len(self.detector_names)), 0.0
+            oof = self.raw(det_scores)
+            iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(oof, y, sample_weight=w)
+            self.iso_x = np.asarray(iso.X_thresholds_, dtype=np.float64)
+            self.iso_y = np.asarray(iso.y_thresholds_, dtype=np.float64)
+            self.oof_raw = oof
+            return self
+        Z = self._matrix(det_scores)
 
         def lr_fit(idx):
             if self.nonneg:
@@ -161,18 +222,41 @@ class Ensemble:
         return np.clip(apply_evidence(p, known_similarity, known_containment), 0.0, 1.0)
 
     def get_state(self):
+        if self.method == "human_reference":
+            params = {"method": self.method, "detector_names": self.detector_names,
+                      "weights": {k: float(c) for k, c in zip(self.detector_names, self.coef)},
+                      "reference": "out-of-fold detector scores of the human training texts, weighted; "
+                                   f"{self.ref_n} texts; at most {REF_POINTS} (score, mid-rank CDF) points",
+                      "reference_n": self.ref_n,
+                      "combination": "Stouffer: Phi(sum w_k z_k / sqrt(sum w_k^2)), z_k = Phi^-1(F_human,k(s_k))",
+                      "calibration": "isotonic on out-of-fold combined output, linear interpolation, tie-break 1e-3",
+                      "evidence": self._evidence_params()}
+            arrays = {"coef": self.coef, "iso_x": self.iso_x, "iso_y": self.iso_y}
+            for k, (x, cdf) in self.ref.items():
+                arrays[f"ref_x.{k}"], arrays[f"ref_cdf.{k}"] = x, cdf
+            return params, arrays
         params = {"detector_names": self.detector_names, "intercept": self.intercept,
                   "weights": {k: float(c) for k, c in zip(self.detector_names, self.coef)},
                   "stack_input": self.stack_input, "C": self.C, "nonneg": self.nonneg,
                   "equal_shrink": self.equal_shrink,
                   "calibration": "isotonic on out-of-fold stack output, linear interpolation, tie-break 1e-3",
-                  "evidence": {"cluster_weight": self.cluster_weight,
-                               "near_copy_similarity": NEAR_COPY_SIMILARITY, "near_copy_floor": NEAR_COPY_FLOOR,
-                               "containment_min": CONTAINMENT_MIN, "containment_ceiling": CONTAINMENT_CEILING}}
+                  "evidence": self._evidence_params()}
         return params, {"coef": self.coef, "iso_x": self.iso_x, "iso_y": self.iso_y}
+
+    def _evidence_params(self):
+        return {"cluster_weight": self.cluster_weight,
+                "near_copy_similarity": NEAR_COPY_SIMILARITY, "near_copy_floor": NEAR_COPY_FLOOR,
+                "containment_min": CONTAINMENT_MIN, "containment_ceiling": CONTAINMENT_CEILING}
 
     @classmethod
     def from_state(cls, params, arrays):
+        if params.get("method") == "human_reference":
+            names = params["detector_names"]
+            ref = {k: (np.asarray(arrays[f"ref_x.{k}"], float), np.asarray(arrays[f"ref_cdf.{k}"], float))
+                   for k in names}
+            return cls(names, arrays["coef"], 0.0, arrays["iso_x"], arrays["iso_y"],
+                       params["evidence"]["cluster_weight"], method="human_reference", ref=ref,
+                       ref_n=params["reference_n"])
         return cls(params["detector_names"], arrays["coef"], params["intercept"], arrays["iso_x"],
                    arrays["iso_y"], params["evidence"]["cluster_weight"], params.get("C", 1.0),
                    params.get("nonneg", False),

@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from .base import normalize_text
+from .base import normalize_text, tokenize_batch
 from .classifier import ClassifierDetector
 from .compression import CompressionDetector
 from .ensemble import Ensemble
@@ -54,11 +54,15 @@ class DetectorModel:
         norm = [normalize_text(t) for t in texts]
         ok = np.array([len(t) >= MIN_CHARS for t in norm], dtype=bool)
         live = [t for t, k in zip(norm, ok) if k]
+        # one tokenisation shared by the detectors that use it (stylometry, word frequencies)
+        tokens = tokenize_batch(live) if live and any(getattr(d, "uses_tokens", False)
+                                                    for d in self.detectors.values()) else None
         out = {}
         for name, det in self.detectors.items():
             s = np.full(len(norm), self.prior, dtype=np.float64)
             if live:
-                s[ok] = np.clip(det.score(live), 0.0, 1.0)
+                sc = det.score(live, tokens) if getattr(det, "uses_tokens", False) else det.score(live)
+                s[ok] = np.clip(sc, 0.0, 1.0)
             out[name] = s
         return out
 

@@ -18,6 +18,8 @@ never saw. The ensemble decides how much this score counts.
 | markdown | "**bold**", "### heading", "1. **Item**" | 1.0 |
 | connective | "Additionally,", "Furthermore,", "Moreover,", "In addition," | 0.7 |
 | buzzword | delve, tapestry, testament, intricate, multifaceted, pivotal, showcasing, "plays a crucial role", "in today's fast-paced world", "navigate the complexities" | 0.6 |
+| scaffold | sentences opening "Firstly,", "Secondly,", "Lastly,", "In this essay", "Not only … but also" | 0.5 |
+| register | comprehensive, crucial, enhance, foster, leverage, robust, streamline, "a wide range of", "shed light on", "paving the way", "strike a balance" | 0.4 |
 """
 from __future__ import annotations
 
@@ -52,25 +54,38 @@ CATEGORIES = {
                  r"plays? an? (?:crucial|vital|significant|pivotal|key|important) role|"
                  r"in today's (?:fast-paced|digital|modern|rapidly)|navigat(?:e|ing) the complexities|"
                  r"a (?:deeper|better) understanding of|valuable insights?|ever-(?:changing|evolving))\b"),
+    "scaffold": (0.5, r"(?:^|[.!?] )(?:Firstly|Secondly|Thirdly|Lastly)\s*,|\bIn this (?:essay|article|paper|post),? I\b|"
+                 r"\bnot only [^.!?]{1,80}\bbut also\b"),
+    "register": (0.4, r"\b(?:comprehensive|crucial|enhanc(?:e|es|ed|ing)|foster(?:s|ed)?|leverag(?:e|es|ed|ing)|"
+                 r"robust|streamlin(?:e|es|ed|ing)|a wide (?:range|array|variety) of|sh(?:ed|eds|edding) light on|"
+                 r"pav(?:e|es|ed|ing) the way|strik(?:e|es|ing) a balance)\b"),
 }
 NAMES = list(CATEGORIES)
 WEIGHTS = np.array([CATEGORIES[k][0] for k in NAMES])
-_RES = [re.compile(CATEGORIES[k][1], re.I | re.M) for k in NAMES]
+# The patterns run on the lower-cased text (same matches as re.I on ASCII text, and much faster);
+# none of them uses an upper-case escape (\\S, \\W, \\B, \\D) that lower-casing would change.
+_RES = [re.compile(CATEGORIES[k][1].lower(), re.M) for k in NAMES]
 # Cheap gates: a category's regex runs only if one of its lower-case trigger strings occurs.
 # (Every match of the regex contains one of them; chat_open only looks at the text start.)
 TRIGGERS = {
     "refusal": ("sorry", "cannot", "can't", "unable to", "not able to", "don't have", "do not have",
                 "my knowledge", "my training"),
-    "ai_self": ("ai", "artificial intelligence", "language model"),
+    "ai_self": ("as an ai", "as a ai", "i am an ai", "i'm an ai", "im an ai", "artificial intelligence",
+                "language model"),
     "chat_open": None,
     "chat_close": ("hope th", "let me know", "feel free", "happy to help", "questions"),
-    "important_note": ("important to", "worth", "crucial to", "essential to", "vital to"),
+    "important_note": ("important to", "worth not", "worth rem", "worth con", "worth rec", "worth und",
+                       "worth men", "crucial to", "essential to", "vital to"),
     "conclusion": ("conclusion", "summary", "summarize", "sum up", "overall", "ultimately", "in essence"),
     "markdown": ("**", "##"),
     "connective": ("additionally", "furthermore", "moreover", "in addition"),
     "buzzword": ("delv", "tapestr", "testament", "intricat", "multifacet", "pivotal", "showcas", "underscor",
                  "fostering", "realm of", "vibrant", "seamless", "holistic", "invaluable", "embark", "nuanced",
                  " role", "in today's", "complexities", "understanding of", "valuable insight", "ever-"),
+    "scaffold": ("firstly", "secondly", "thirdly", "lastly", "in this essay", "in this article",
+                 "in this paper", "in this post", "but also"),
+    "register": ("comprehensive", "crucial", "enhanc", "foster", "leverag", "robust", "streamlin", "a wide ",
+                 "light on", "the way", "a balance"),
 }
 _GATED = [(r, TRIGGERS[k]) for k, r in zip(NAMES, _RES)]
 
@@ -81,9 +96,9 @@ def phrase_counts(text: str, max_chars=8000) -> np.ndarray:
     out = np.zeros(len(NAMES))
     for j, (r, trig) in enumerate(_GATED):
         if trig is None:
-            out[j] = 1.0 if r.search(t[:200]) else 0.0
+            out[j] = 1.0 if r.search(low[:200]) else 0.0
         elif any(s in low for s in trig):
-            out[j] = sum(1 for _ in r.finditer(t))
+            out[j] = len(r.findall(low))
     return out
 
 
