@@ -11,7 +11,6 @@ name without extensions unless an item has a `benchmark` field; the item id is `
 (or item_id/task_id/question_id/qid/uid/idx), else BENCHMARK:LINE. Unusable lines are
 counted with their reason.
 """
-import json
 import os
 import sys
 import tempfile
@@ -174,8 +173,7 @@ def _merge_evidence():
 
 
 def _write_report(ev, bench, kind, settings, out_path):
-    from apache_beam.io.filesystems import FileSystems
-
+    from corpus_audit.pipelines.runs import write_json
     from corpus_audit.transforms.contamination import finalise
 
     items, bad = bench.items, bench.bad
@@ -190,12 +188,7 @@ def _write_report(ev, bench, kind, settings, out_path):
                                             "similarity_threshold", "benchmark_files")},
         "items": results,
     }
-    tmp = out_path + ".tmp"
-    with FileSystems.create(tmp) as f:
-        f.write((json.dumps(report, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"))
-    if FileSystems.exists(out_path):
-        FileSystems.delete([out_path])
-    FileSystems.rename([tmp], [out_path])
+    write_json(out_path, report)
 
 
 def _load_benchmarks(paths, spec, cfg):

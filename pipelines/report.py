@@ -767,7 +767,7 @@ def render_html(report):
         _num(s["share_ge_0_9"], "pct", _ptr("current", "synthetic_likelihood", "share_ge_0_9"))]]))
 
     dom = cur["by_domain"]
-    parts.append(f"<h2 id=\"domains\">Synthetic share by domain</h2>"
+    parts.append("<h2 id=\"domains\">Synthetic share by domain</h2>"
                  + _img("domains", plot_domains(report), "synthetic share by domain"))
     drows = []
     for i, r in enumerate(dom["top"]):

@@ -105,10 +105,10 @@ def test_bad_input_shards_keep_every_record_accounted_for(tmp_path, real_texts):
     out = tmp_path / "out" / "r"
     proc = run_cli("audit", "--input", str(inp / "*"), "--output", out.parent, "--run-id", "r")
     audit = read_audit(out)
-    assert audit["records_read"] == 56
+    assert audit["records_read"] == 57
     assert audit["documents_written"] == 51
     assert audit["dead_letters_by_reason"] == {
-        "binary_content": 1, "empty_text": 1, "malformed_json": 1, "truncated_record": 1,
+        "binary_content": 1, "empty_shard": 1, "empty_text": 1, "malformed_json": 1, "truncated_record": 1,
         "unknown_format": 1}
     dead = pq.read_table(glob.glob(str(out / "dead_letters-*.parquet"))[0]).to_pylist()
     assert all(d["reason"] and d["detail"] for d in dead)

@@ -56,7 +56,7 @@ def _content(path):
 def test_the_corpus_is_large_varied_and_deterministic(tmp_path):
     texts = fuzz_corpus.load_texts(n=40)
     a = fuzz_corpus.build(str(tmp_path / "a"), seed=3, texts=texts)
-    b = fuzz_corpus.build(str(tmp_path / "b"), seed=3, texts=texts)
+    fuzz_corpus.build(str(tmp_path / "b"), seed=3, texts=texts)
     assert len(a) >= 200
     assert {s.damage for s in a} >= {"truncated", "byte_flips", "wrong_compression", "nul_bytes",
                                       "giant_lines", "wrong_field_types", "duplicate_ids", "empty",
@@ -128,9 +128,15 @@ def test_damage_gets_the_right_reason(fuzz):
 
 def test_records_with_duplicate_ids_are_all_accounted_for(fuzz):
     """The same id twice in a shard, across shards, and one file under two names: every
-    record is still a document or a dead letter (today both copies are documents with the
-    same doc_id; whether ids are made unique is decided downstream, so this only counts)."""
+    record is still a document or a dead letter, every doc_id is unique, and each cluster_id
+    names one representative whose cluster holds exactly cluster_size documents."""
     corpus, shards, audit, docs, dead = fuzz
+    assert len({d["doc_id"] for d in docs}) == len(docs)
+    assert audit["duplicate_ids_renamed"] > 0
+    members = collections.Counter(d["cluster_id"] for d in docs)
+    reps = [d for d in docs if d["is_representative"]]
+    assert len({d["cluster_id"] for d in reps}) == len(reps) == len(members)
+    assert all(members[d["cluster_id"]] == d["cluster_size"] and d["cluster_id"] == d["doc_id"] for d in reps)
     rows = collections.Counter(os.path.basename(r["source_shard"]) for r in docs + dead)
     assert rows["dup-within.jsonl"] == 6
     assert rows["dup-across-a.jsonl"] == rows["dup-across-b.jsonl.gz"] == rows["dup-across-c.parquet"] == 5
