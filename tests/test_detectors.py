@@ -265,3 +265,47 @@ def test_masked_classifier_hides_content_words():
     assert d.featurize(["Quantum chromodynamics rules."]).nnz > 0
     p, _ = d.get_state()
     assert p["mask"] is True
+
+
+def test_token_batch_shares_one_pass_and_hashes_words_case_blind():
+    from corpus_audit.transforms.detectors.base import tokenize_batch, word_hash_array
+
+    texts = ["The cat's 'toy' cost 12 dollars.", "", "THE Cat", "x" * 10]
+    tb = tokenize_batch(texts)
+    words = [bytes(tb.B[s:e]).decode() for s, e in zip(tb.starts, tb.ends)]
+    assert words == ["The", "cat's", "toy", "cost", "12", "dollars", "THE", "Cat", "x" * 10]
+    assert list(tb.n) == [6, 0, 2, 1] and list(tb.tdoc) == [0] * 6 + [2, 2, 3]
+    assert list(tb.digit) == [False] * 4 + [True] + [False] * 4
+    assert tb.h[0] == tb.h[6] == word_hash_array(["the"])[0] and tb.h[1] == word_hash_array(["cat's"])[0]
+
+
+def test_batched_stylometry_and_wordfreq_equal_one_text_at_a_time(sample_texts):
+    from corpus_audit.transforms.detectors.stylometry import StylometryDetector, stylometry_features
+    from corpus_audit.transforms.detectors.wordfreq_stats import WordfreqDetector
+
+    texts = [normalize_text(t) for t in sample_texts[:20]] + ["", "!!!", "One. Two", "A b c " * 40]
+    S = StylometryDetector().featurize(texts)
+    assert np.allclose(S, np.vstack([stylometry_features(t) for t in texts]))
+    assert not S[-4].any() and not S[-3].any()  # no tokens: all zero
+    w = WordfreqDetector()
+    W = w.featurize(texts)
+    assert np.allclose(W, np.vstack([w.featurize([t]) for t in texts]))
+
+
+def test_human_reference_ensemble_is_monotone_and_round_trips():
+    from corpus_audit.transforms.detectors.ensemble import Ensemble
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 600)
+    a = np.clip(0.5 + 0.25 * (y - 0.5) + 0.15 * rng.standard_normal(600), 0.001, 0.999)
+    b = np.round(np.clip(0.3 + 0.2 * y + 0.1 * rng.standard_normal(600), 0, 1), 1)  # ties, like phrases
+    ens = Ensemble(["a", "b"], method="human_reference").fit({"a": a, "b": b}, y, np.arange(600))
+    assert list(ens.coef) == [1.0, 1.0]
+    grid = np.linspace(0, 1, 51)
+    up = ens.raw({"a": grid, "b": np.full(51, 0.3)})
+    assert (np.diff(up) >= 0).all() and up[-1] > up[0]
+    p = ens.predict({"a": a, "b": b})
+    assert ((p >= 0) & (p <= 1)).all()
+    params, arrays = ens.get_state()
+    again = Ensemble.from_state(params, arrays)
+    assert again.method == "human_reference" and np.allclose(again.predict({"a": a, "b": b}), p)

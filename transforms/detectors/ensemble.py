@@ -189,7 +189,8 @@ class Ensemble:
             self.ref_n = int(human.sum())
             self.coef, self.intercept = np.ones(len(self.detector_names)), 0.0
             oof = self.raw(det_scores)
-            iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(oof, y, sample_weight=w)
+            # unweighted, like the stack's: calibrated for documents as they come, duplicates included
+            iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(oof, y)
             self.iso_x = np.asarray(iso.X_thresholds_, dtype=np.float64)
             self.iso_y = np.asarray(iso.y_thresholds_, dtype=np.float64)
             self.oof_raw = oof
