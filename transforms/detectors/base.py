@@ -285,12 +285,17 @@ _EN_STOP = frozenset(
     "more could no than been its who now my over did down only way may should very our just also".split())
 
 
+_EN_STOP_BYTES = frozenset(w.encode() for w in _EN_STOP)
+_LETTERS_ONLY = bytes(c if 97 <= c <= 122 else 32 for c in range(256))
+
+
 def english_share(text: str, max_chars=3000) -> float:
-    """Share of Latin-script word tokens that are very common English words (0 for no words)."""
-    words = WORD_RE.findall(text[:max_chars].lower())
+    """Share of Latin-script words (runs of a-z after lower-casing; apostrophes, digits and
+    other characters split words) that are very common English words (0 for no words)."""
+    words = text[:max_chars].lower().encode("utf-8").translate(_LETTERS_ONLY).split()
     if not words:
         return 0.0
-    return sum(w in _EN_STOP for w in words) / len(words)
+    return sum(map(_EN_STOP_BYTES.__contains__, words)) / len(words)
 
 
 _ASCII_NON_LETTERS = bytes(c for c in range(128) if not chr(c).isalpha())

@@ -65,39 +65,58 @@ WEIGHTS = np.array([CATEGORIES[k][0] for k in NAMES])
 # The patterns run on the lower-cased text (same matches as re.I on ASCII text, and much faster);
 # none of them uses an upper-case escape (\\S, \\W, \\B, \\D) that lower-casing would change.
 _RES = [re.compile(CATEGORIES[k][1].lower(), re.M) for k in NAMES]
-# Cheap gates: a category's regex runs only if one of its lower-case trigger strings occurs.
-# (Every match of the regex contains one of them; chat_open only looks at the text start.)
-TRIGGERS = {
-    "refusal": ("sorry", "cannot", "can't", "unable to", "not able to", "don't have", "do not have",
-                "my knowledge", "my training"),
-    "ai_self": ("as an ai", "as a ai", "i am an ai", "i'm an ai", "im an ai", "artificial intelligence",
-                "language model"),
+# Cheap gates: a category's regex runs only if one of its key words occurs in the text as a
+# word (ASCII punctuation, the apostrophe included, splits words), and, where a phrase is given
+# with the word, that phrase occurs too. Every match of a category's regex contains one of its
+# gates; chat_open only looks at the text start, markdown gates on plain substrings.
+GATES = {
+    "refusal": ("sorry", "cannot", ("can", "can't"), "unable", ("able", "not able to"), ("don", "don't have"),
+                ("not", "do not have"), ("knowledge", "my knowledge"), ("training", "my training")),
+    "ai_self": ("ai", "artificial", ("model", "language model")),
     "chat_open": None,
-    "chat_close": ("hope th", "let me know", "feel free", "happy to help", "questions"),
-    "important_note": ("important to", "worth not", "worth rem", "worth con", "worth rec", "worth und",
-                       "worth men", "crucial to", "essential to", "vital to"),
-    "conclusion": ("conclusion", "summary", "summarize", "sum up", "overall", "ultimately", "in essence"),
-    "markdown": ("**", "##"),
-    "connective": ("additionally", "furthermore", "moreover", "in addition"),
-    "buzzword": ("delv", "tapestr", "testament", "intricat", "multifacet", "pivotal", "showcas", "underscor",
-                 "fostering", "realm of", "vibrant", "seamless", "holistic", "invaluable", "embark", "nuanced",
-                 " role", "in today's", "complexities", "understanding of", "valuable insight", "ever-"),
-    "scaffold": ("firstly", "secondly", "thirdly", "lastly", "in this essay", "in this article",
-                 "in this paper", "in this post", "but also"),
-    "register": ("comprehensive", "crucial", "enhanc", "foster", "leverag", "robust", "streamlin", "a wide ",
-                 "light on", "the way", "a balance"),
+    "chat_close": (("hope", "hope th"), ("know", "let me know"), ("free", "feel free"),
+                   ("help", "happy to help"), "questions"),
+    "important_note": (("important", "important to"), "worth", ("crucial", "crucial to"),
+                       ("essential", "essential to"), ("vital", "vital to")),
+    "conclusion": ("conclusion", "summary", "summarize", ("sum", "sum up"), "overall", "ultimately", "essence"),
+    "markdown": ((None, "**"), (None, "##")),
+    "connective": ("additionally", "furthermore", "moreover", ("addition", "in addition")),
+    "buzzword": ("delve", "delves", "delved", "delving", "tapestry", "testament", "intricate", "multifaceted",
+                 "pivotal", "showcase", "showcases", "showcased", "showcasing", "underscore", "underscores",
+                 "underscored", "underscoring", "fostering", "realm", "vibrant", "seamless", "seamlessly",
+                 "holistic", "invaluable", "embark", "embarked", "embarking", "nuanced", "role", ("today", "today's"),
+                 "complexities", "understanding", "valuable", ("ever", "ever-")),
+    "scaffold": ("firstly", "secondly", "thirdly", "lastly", ("essay", "in this essay"),
+                 ("article", "in this article"), ("paper", "in this paper"), ("post", "in this post"),
+                 ("also", "but also")),
+    "register": ("comprehensive", "crucial", "enhance", "enhances", "enhanced", "enhancing", "foster", "fosters",
+                 "fostered", "leverage", "leverages", "leveraged", "leveraging", "robust", "streamline",
+                 "streamlines", "streamlined", "streamlining", ("wide", "a wide "), ("light", "light on"),
+                 ("way", "the way"), ("balance", "a balance")),
 }
-_GATED = [(r, TRIGGERS[k]) for k, r in zip(NAMES, _RES)]
+_SPLIT_PUNCT = bytes(32 if chr(c) in "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~" else c for c in range(256))
+
+
+def _gate(spec):
+    """((key word as bytes or None, phrase or None), ...)"""
+    if spec is None:
+        return None
+    pairs = [(g, None) if isinstance(g, str) else tuple(g) for g in spec]
+    return tuple((None if w is None else w.encode(), ph) for w, ph in pairs)
+
+
+_GATED = [(r, _gate(GATES[k])) for k, r in zip(NAMES, _RES)]
 
 
 def phrase_counts(text: str, max_chars=8000) -> np.ndarray:
     t = text[:max_chars]
     low = t.lower()
+    words = set(low.encode("utf-8").translate(_SPLIT_PUNCT).split())
     out = np.zeros(len(NAMES))
-    for j, (r, trig) in enumerate(_GATED):
-        if trig is None:
+    for j, (r, gates) in enumerate(_GATED):
+        if gates is None:
             out[j] = 1.0 if r.search(low[:200]) else 0.0
-        elif any(s in low for s in trig):
+        elif any((w is None or w in words) and (ph is None or ph in low) for w, ph in gates):
             out[j] = len(r.findall(low))
     return out
 
