@@ -29,8 +29,8 @@ test: $(STAMP) browser
 bench: $(STAMP)
 	$(BIN)/pip install --quiet '.[bench]'
 	taskset -c 0 $(BIN)/python benchmarks/detectors_bench.py
-	$(BIN)/python benchmarks/dedup_bench.py --docs 100000
-	$(BIN)/python benchmarks/known_outputs_bench.py --docs 100000 --outputs 100000
+	$(BIN)/python benchmarks/run.py --sizes 10000,100000 --workers 1,2
+	$(BIN)/python benchmarks/hostile_docs.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

@@ -1,6 +1,6 @@
 """Run datatrove 0.10's four MinHash dedup stages on a folder of JSONL shards.
 
-Invoked by dedup_bench.py as a subprocess (so its wall time and the RSS of its whole
+Invoked by run.py as a subprocess (so its wall time and the RSS of its whole
 process tree can be measured the same way as `corpus-audit`):
 
     python benchmarks/datatrove_minhash.py --input DIR --workdir W --workers N
