@@ -20,6 +20,7 @@ _FOLD = str.maketrans({
     "\u2026": "...", "\u00a0": " ",
 })
 
+_FOLD_PAIRS = tuple((chr(k), v) for k, v in _FOLD.items())
 WORD_RE = re.compile(r"[a-z]+(?:'[a-z]+)*")
 EPS = 1e-4
 
@@ -39,7 +40,11 @@ def normalize_text(x) -> str:
     """Collapse whitespace, strip, fold typographic punctuation, drop control characters."""
     t = to_text(x)
     if not t.isascii():
-        t = t.translate(_FOLD)
+        # str.translate with a dict costs ~0.1 µs per character; a replace per folded character
+        # that occurs is a C scan (same result: every replacement is ASCII, so none chains)
+        for a, b in _FOLD_PAIRS:
+            if a in t:
+                t = t.replace(a, b)
     if _CTRL.search(t):
         t = _CTRL.sub(" ", t)
     return " ".join(t.split())
