@@ -74,7 +74,8 @@ DETECTOR_SCORE_COLUMNS = [
 ]
 ENSEMBLE_COLUMNS = [
     ("synthetic_likelihood", pa.float32(), True,
-     "Calibrated probability that the text is machine-written: stacked detectors, then hard "
+     "Calibrated probability that the text is machine-written: equal-weight combination of the "
+     "detectors' quantiles among human text, calibrated, then hard "
      "evidence (known-output copies) applied; null when the audit ran without detectors."),
     ("provenance", pa.string(), False, "human | human_edited | synthetic | unknown (decision table in the README)."),
     ("provenance_reason", pa.string(), False,
