@@ -147,3 +147,14 @@ def test_an_audit_without_detectors_cannot_be_capped(tmp_path, real_texts):
     assert proc.returncode == 2 and "without detectors" in proc.stderr
     run_cli("filter", "--audit", tmp_path / "a", "--output", tmp_path / "s", "--max-synthetic-share", "1", "--quiet")
     assert len(_shard_rows(tmp_path / "s")[0]) == 20
+
+
+def test_an_empty_audit_is_refused(tmp_path):
+    from conftest import write_jsonl
+
+    write_jsonl(tmp_path / "in.jsonl", ["{broken", {"id": "blank", "text": "  "}])
+    run_cli("audit", "--input", tmp_path / "in.jsonl", "--output", tmp_path / "a", "--run-id", "r", "--quiet")
+    proc = run_cli("filter", "--audit", tmp_path / "a", "--output", tmp_path / "s", "--max-synthetic-share", "1",
+                   check=False)
+    assert proc.returncode == 2 and "no documents" in proc.stderr
+    assert not (tmp_path / "s" / "manifest.json").exists()

@@ -10,6 +10,8 @@ import numpy as np
 
 from corpus_audit.transforms import graph, known_index
 
+_values = graph.grouped_values
+
 ANNOTATION_CLUSTER = "cluster"
 ANNOTATION_EXACT = "exact"
 ANNOTATION_RENAME = "rename"
@@ -69,7 +71,7 @@ class _AttachSourceSignature(beam.DoFn):
         self.num_partitions = num_partitions
 
     def process(self, element):
-        _, items = element
+        items = _values(element)
         src, dst = _concat([x[1:] for x in items if x[0] == "edge"], 2)
         if len(src) == 0:
             return
@@ -90,7 +92,7 @@ class _VerifyEdges(beam.DoFn):
         self.num_partitions = num_partitions
 
     def process(self, element):
-        _, items = element
+        items = _values(element)
         edges = [x[1:] for x in items if x[0] == "edge"]
         if not edges:
             return
@@ -155,7 +157,7 @@ class _ResolveRoots(beam.DoFn):
         self.rounds = rounds
 
     def process(self, element):
-        _, items = element
+        items = _values(element)
         edges = [x[1:] for x in items if x[0] == "edge"]
         attrs = [x[1:] for x in items if x[0] == "attr"]
         child, parent = _concat(edges, 2)

@@ -22,6 +22,13 @@ def partition_of(values, num_partitions):
     return (mix64(np.asarray(values, dtype=np.uint64)) % np.uint64(num_partitions)).astype(np.int64)
 
 
+def grouped_values(element):
+    """The values of a (key, values) group as a list. Grouped values are read more than once
+    (edges, then signatures), and a large group arrives as a state-backed iterable from the
+    runner: one materialised pass is what every later pass can rely on."""
+    return list(element[1])
+
+
 def split_by_partition(num_partitions, by, *arrays):
     """Yield (partition, tuple of arrays) for every partition that has rows, `by` deciding."""
     if len(by) == 0:
