@@ -23,9 +23,9 @@ def partition_of(values, num_partitions):
 
 
 def grouped_values(element):
-    """The values of a (key, values) group as a list. Grouped values are read more than once
-    (edges, then signatures), and a large group arrives as a state-backed iterable from the
-    runner: one materialised pass is what every later pass can rely on."""
+    """The values of a (key, values) group as a list: the stages read a group once per tag
+    (edges, then signatures), and re-iterating a large group makes a portable runner send it
+    again."""
     return list(element[1])
 
 
