@@ -142,7 +142,7 @@ def _write_run(tmp_path, name, rows, files=1):
             "doc_id": [r[0] for r in part],
             "domain": [r[1] for r in part],
             "text": [r[2] for r in part],
-            "text_hash": [xxhash.xxh3_128_hexdigest(" ".join(r[2].lower().split())) for r in part],
+            "text_hash": [xxhash.xxh3_128_hexdigest(" ".join(r[2].lower().split()).encode("utf-8")) for r in part],
         })
         p = str(d / f"documents-{i:05d}-of-{files:05d}.parquet")
         pq.write_table(t, p, row_group_size=7)
