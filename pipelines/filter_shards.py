@@ -75,10 +75,10 @@ def plan_file(element, config):
         reason, flagged, protected = tf.decide(table, config)
         out["rows"] += table.num_rows
         for r in tf.DROP_REASONS:
-            n = int(sum(1 for x in reason if x == r))
+            n = int((reason == r).sum())
             if n:
                 out["reasons"][r] = out["reasons"].get(r, 0) + n
-        candidate = sum(1 for x in reason if x is None)
+        candidate = int((reason == "").sum())
         out["flagged"] += int(flagged.sum())
         out["unflagged"] += candidate - int(flagged.sum())
         out["protected"] += int(protected.sum())
@@ -123,9 +123,8 @@ class WritePieces:
             reason, flagged, protected = tf.decide(table, self.config)
             capped = tf.dropped_by_cap(table, flagged, protected, self.cutoff)
             reason[capped] = tf.SYNTHETIC_CAP
-            keep = np.array([r is None for r in reason], dtype=bool)
-            for i in np.flatnonzero(~keep):
-                dropped.append((table.column("doc_id")[int(i)].as_py(), reason[i]))
+            keep = reason == ""
+            dropped += zip(table.column("doc_id").filter(pa.array(~keep)).to_pylist(), reason[~keep].tolist())
             kept = table.filter(pa.array(keep)).select(list(TRAINING_SCHEMA.names)).cast(TRAINING_SCHEMA)
             for shard, first, stop in tf.pieces(offset + position, kept.num_rows, self.config.shard_size):
                 if shard != current:

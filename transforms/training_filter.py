@@ -58,10 +58,10 @@ class FilterConfig:
 def decide(table, config):
     """Per row of a pyarrow table with DECISION_COLUMNS: (reason, flagged, protected).
 
-    `reason` is NEAR_DUPLICATE, KNOWN_OUTPUT_COPY or None (still a candidate); `flagged` marks
+    `reason` is NEAR_DUPLICATE, KNOWN_OUTPUT_COPY or "" (still a candidate); `flagged` marks
     candidates at or above the threshold; `protected` marks flagged documents labelled human."""
     n = table.num_rows
-    reason = np.full(n, None, dtype=object)
+    reason = np.full(n, "", dtype=f"U{max(map(len, DROP_REASONS))}")
     if config.drop_known_matches:
         known = np.asarray(table.column("known_match_kind").is_valid())
         reason[known] = KNOWN_OUTPUT_COPY
@@ -69,7 +69,7 @@ def decide(table, config):
         rep = table.column("is_representative").to_numpy(zero_copy_only=False).astype(bool)
         reason[~rep] = NEAR_DUPLICATE
     lik = table.column("synthetic_likelihood").to_numpy(zero_copy_only=False).astype(np.float64)
-    candidate = np.array([r is None for r in reason], dtype=bool)
+    candidate = reason == ""
     flagged = candidate & ~np.isnan(lik) & (lik >= config.threshold)
     human = np.asarray(table.column("provenance").to_numpy(zero_copy_only=False) == "human", dtype=bool)
     return reason, flagged, flagged & human
