@@ -707,6 +707,12 @@ def _img(name, b64, alt):
     return f'<img class="plot" id="plot-{name}" alt="{_e(alt)}" src="data:image/png;base64,{b64}">'
 
 
+def _share_cells(r, *path):
+    """documents, synthetic, share cells of one row of the current run at report.json `path`."""
+    return [_num(r[k], kind, _ptr("current", *path, k))
+            for k, kind in (("documents", "int"), ("synthetic", "int"), ("share_synthetic", "pct"))]
+
+
 def _table(head, rows):
     out = ["<table><thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr></thead><tbody>"]
     for r in rows:
@@ -771,25 +777,17 @@ def render_html(report):
                  + _img("domains", plot_domains(report), "synthetic share by domain"))
     drows = []
     for i, r in enumerate(dom["top"]):
-        drows.append([r["domain"], _num(r["documents"], "int", _ptr("current", "by_domain", "top", i, "documents")),
-                      _num(r["synthetic"], "int", _ptr("current", "by_domain", "top", i, "synthetic")),
-                      _num(r["share_synthetic"], "pct", _ptr("current", "by_domain", "top", i, "share_synthetic"))])
+        drows.append([r["domain"]] + _share_cells(r, "by_domain", "top", i))
     for key in ("other", "no_domain"):
-        r = dom[key]
-        if r["documents"]:
-            drows.append([r["domain"], _num(r["documents"], "int", _ptr("current", "by_domain", key, "documents")),
-                          _num(r["synthetic"], "int", _ptr("current", "by_domain", key, "synthetic")),
-                          _num(r["share_synthetic"], "pct", _ptr("current", "by_domain", key, "share_synthetic"))])
+        if dom[key]["documents"]:
+            drows.append([dom[key]["domain"]] + _share_cells(dom[key], "by_domain", key))
     parts.append(f"<p class=\"note\">{dom['domains']:,} domains; top {len(dom['top'])} by documents.</p>"
                  + _table(["domain", "documents", "synthetic", "share"], drows))
 
     parts.append("<h2 id=\"months\">Synthetic share by crawl month</h2>"
                  + _img("months", plot_months(report), "synthetic share by crawl month"))
     parts.append(_table(["month", "documents", "synthetic", "share"], [
-        [r["month"], _num(r["documents"], "int", _ptr("current", "by_month", i, "documents")),
-         _num(r["synthetic"], "int", _ptr("current", "by_month", i, "synthetic")),
-         _num(r["share_synthetic"], "pct", _ptr("current", "by_month", i, "share_synthetic"))]
-        for i, r in enumerate(cur["by_month"])]))
+        [r["month"]] + _share_cells(r, "by_month", i) for i, r in enumerate(cur["by_month"])]))
 
     prov = cur["provenance"]
     parts.append("<h2 id=\"provenance\">Provenance</h2>"
