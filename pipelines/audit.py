@@ -9,7 +9,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from corpus_audit.pipelines import runs
 from corpus_audit.schemas import SCHEMA_VERSION
-from corpus_audit.transforms import known_index, known_outputs, shard_pass
+from corpus_audit.transforms import known_index, known_outputs, shard_pass, shuffle_check
 from corpus_audit.transforms.clustering import NearDuplicateClusters
 from corpus_audit.transforms.scoring import load_detector_model, read_domain_list
 from corpus_audit.transforms.shard_io import expand_inputs
@@ -68,8 +68,8 @@ def build_pipeline(p, shards, output_dir, staging_dir, settings, index=None):
     n = len(shards)
     stage = (p
              | "ListShards" >> beam.Create(list(enumerate(shards)))
-             # Without a reshuffle the runner fuses Create with the read and one worker reads all.
-             | "SpreadShards" >> beam.Reshuffle()
+             # Without a shuffle the runner fuses Create with the read and one worker reads all.
+             | "SpreadShards" >> shuffle_check.CountedReshuffle()
              | "ReadAndStageShards" >> beam.ParDo(shard_pass.AuditShard(
                  staging_dir, cfg, settings.partitions, settings.max_doc_bytes, n,
                  fmt=settings.format, progress=settings.progress,
@@ -81,7 +81,7 @@ def build_pipeline(p, shards, output_dir, staging_dir, settings, index=None):
         index_dir, manifest = index
         entries = (p
                    | "ListIndexParts" >> beam.Create([(i, part["file"]) for i, part in enumerate(manifest["parts"])])
-                   | "SpreadIndexParts" >> beam.Reshuffle()
+                   | "SpreadIndexParts" >> shuffle_check.CountedReshuffle()
                    | "ReadIndexParts" >> beam.ParDo(known_outputs.ReadIndexPart(
                        index_dir, cfg, settings.partitions)).with_outputs(
                            known_outputs.SIGS, known_outputs.NGRAMS, known_outputs.ATTRS,
@@ -102,7 +102,7 @@ def build_pipeline(p, shards, output_dir, staging_dir, settings, index=None):
         annotations = (annotations, known) | "AllAnnotations" >> beam.Flatten()
 
     written = ({"staged": stage[shard_pass.STAGED], "annotations": annotations}
-               | "JoinAnnotationsByShard" >> beam.CoGroupByKey()
+               | "JoinAnnotationsByShard" >> shuffle_check.CountedCoGroupByKey()
                | "WriteDocuments" >> beam.ParDo(WriteDocuments(
                    output_dir, staging_dir, n, known_checked=bool(index), detectors=settings.detectors,
                    allow_domains=read_domain_list(settings.allow_domains),
@@ -190,6 +190,8 @@ def summarise(counts, shards, settings, seconds, index=None):
     }
     if read != docs + dead:
         raise RuntimeError(f"records read ({read}) != documents written ({docs}) + dead letters ({dead})")
+    if counts.get("shards", 0) != len(shards):
+        raise RuntimeError(f"{counts.get('shards', 0)} of {len(shards)} shards were read")
     return summary
 
 
@@ -247,8 +249,10 @@ def run_audit(settings, beam_args):
         index = open_known_outputs(settings, beam_args, output_dir)
         with beam.Pipeline(runner=make_runner(options), options=options) as p:
             counts_path = build_pipeline(p, shards, output_dir, staging_dir, settings, index)
+        shuffles = shuffle_check.check(p.result)
         counts = json.loads(_read_text(counts_path))
         summary = summarise(counts, shards, settings, time.monotonic() - start, index)
+        summary["shuffles"] = shuffles
         summary["run_id"] = settings.run_id
         summary["run_dir"] = output_dir
         runs.write_json(FileSystems.join(output_dir, "audit.json"), summary)

@@ -26,6 +26,7 @@ logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(
 
 from corpus_audit.pipelines.runs import AuditError, default_run_id
 from corpus_audit.transforms.known_index import KnownIndexError, NgramConfig
+from corpus_audit.transforms.shuffle_check import ShuffleLost
 from corpus_audit.transforms.minhash import MinHashConfig
 from corpus_audit.transforms.records import DEFAULT_MAX_DOC_BYTES
 from corpus_audit.transforms.shard_io import FORMATS
@@ -281,6 +282,9 @@ def main(argv=None):
     except (FileNotFoundError, FileExistsError, KnownIndexError, AuditError, ValueError) as exc:
         print(f"corpus-audit: {exc}", file=sys.stderr)
         return 2
+    except ShuffleLost as exc:  # a runner fault: the same command may well succeed when retried
+        print(f"corpus-audit: {exc}", file=sys.stderr)
+        return 3
 
 
 def _audit_command(args, beam_args):

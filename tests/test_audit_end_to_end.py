@@ -38,6 +38,8 @@ def test_demo_writes_documented_schema_and_counts(demo_out):
     table = read_documents(out)
     assert table.num_rows == audit["documents_written"]
     assert len(set(table.column("doc_id").to_pylist())) == table.num_rows
+    # Every shuffle of the audit (with known outputs) was counted on both sides and balanced.
+    assert audit["shuffles"]["checked"] >= 12 and audit["shuffles"]["values"] > audit["records_read"]
 
 
 def test_planted_near_duplicates_share_their_source_cluster(demo_out):

@@ -9,6 +9,7 @@ import apache_beam as beam
 import numpy as np
 
 from corpus_audit.transforms import graph, known_index
+from corpus_audit.transforms.shuffle_check import CountedGroupByKey
 
 _values = graph.grouped_values
 
@@ -266,11 +267,11 @@ class NearDuplicateClusters(beam.PTransform):
         bands, exact, sigs, attrs = inputs
         P = self.num_partitions
         lsh = (bands
-               | "GroupBandKeys" >> beam.GroupByKey()
+               | "GroupBandKeys" >> CountedGroupByKey()
                | "BandBucketsToEdges" >> beam.ParDo(
                    _BucketsToEdges(self.max_bucket_size, exact=False)).with_outputs("counts", main="edges"))
         ex = (exact
-              | "GroupExactKeys" >> beam.GroupByKey()
+              | "GroupExactKeys" >> CountedGroupByKey()
               | "ExactBucketsToEdges" >> beam.ParDo(
                   _BucketsToEdges(None, exact=True)).with_outputs("counts", "annotations", main="edges"))
         candidates, verify_counts, known = lsh.edges, [], None
@@ -282,12 +283,12 @@ class NearDuplicateClusters(beam.PTransform):
                          | "KeyBySource" >> beam.FlatMap(_key_by_source, P)
                          | "TagBySource" >> beam.Map(_tag("edge")), tagged_sigs)
                         | "CandidatesAndSignatures" >> beam.Flatten()
-                        | "GroupBySource" >> beam.GroupByKey()
+                        | "GroupBySource" >> CountedGroupByKey()
                         | "AttachSourceSignature" >> beam.ParDo(_AttachSourceSignature(P))
                         | "TagByDestination" >> beam.Map(_tag("edge")))
             verified = ((with_src, tagged_sigs)
                         | "CandidatesAndDestinationSignatures" >> beam.Flatten()
-                        | "GroupByDestination" >> beam.GroupByKey()
+                        | "GroupByDestination" >> CountedGroupByKey()
                         | "VerifyEdges" >> beam.ParDo(_VerifyEdges(self.verify_threshold, P)).with_outputs(
                             "counts", "known", main="edges"))
             candidates, verify_counts, known = verified.edges, [verified.counts], verified.known
@@ -297,22 +298,22 @@ class NearDuplicateClusters(beam.PTransform):
         step = edges | "Undirected" >> beam.FlatMap(_undirected, P)
         for r in range(self.rounds):
             step = (step
-                    | f"GroupLarge{r}" >> beam.GroupByKey()
+                    | f"GroupLarge{r}" >> CountedGroupByKey()
                     | f"LargeStar{r}" >> beam.ParDo(_Step("large", P))
-                    | f"GroupSmall{r}" >> beam.GroupByKey()
+                    | f"GroupSmall{r}" >> CountedGroupByKey()
                     | f"SmallStar{r}" >> beam.ParDo(_Step("small", P)))
         stars = step | "StarEdges" >> beam.Map(_downward)
         marked = stars | "MarkRoots" >> beam.FlatMap(_mark_roots, P)
         unique = (attrs
                   | "KeyAttrsById" >> beam.FlatMap(_key_by_id, P)
-                  | "GroupById" >> beam.GroupByKey()
+                  | "GroupById" >> CountedGroupByKey()
                   | "UniqueIds" >> beam.ParDo(_UniqueIds(P)).with_outputs("annotations", "counts", main="attrs"))
         attr_items = unique.attrs | "TagAttrs" >> beam.Map(_tag("attr"))
         members = ((marked, attr_items)
                    | "EdgesAndAttrs" >> beam.Flatten()
-                   | "GroupByNode" >> beam.GroupByKey()
+                   | "GroupByNode" >> CountedGroupByKey()
                    | "ResolveRoots" >> beam.ParDo(_ResolveRoots(P, self.rounds))
-                   | "GroupByRoot" >> beam.GroupByKey()
+                   | "GroupByRoot" >> CountedGroupByKey()
                    | "ChooseRepresentatives" >> beam.FlatMap(_representatives))
         annotations = (members, ex.annotations, unique.annotations) | "AllAnnotations" >> beam.Flatten()
         counts = [lsh.counts, ex.counts, unique.counts] + verify_counts | "ClusterCounts" >> beam.Flatten()

@@ -21,6 +21,7 @@ from corpus_audit.transforms import graph
 from corpus_audit.transforms import known_index as ki
 from corpus_audit.transforms.clustering import _by_shard, _concat, _tag
 from corpus_audit.transforms.minhash import MinHasher
+from corpus_audit.transforms.shuffle_check import CountedGroupByKey
 
 _values = graph.grouped_values
 
@@ -185,16 +186,16 @@ class KnownOutputMatches(beam.PTransform):
         shared = ((doc_ngrams | "TagDocNgrams" >> beam.Map(_tag("doc")),
                    index_ngrams | "TagIndexNgrams" >> beam.Map(_tag("entry")))
                   | "AllNgrams" >> beam.Flatten()
-                  | "GroupByNgram" >> beam.GroupByKey()
+                  | "GroupByNgram" >> CountedGroupByKey()
                   | "SharedNgrams" >> beam.ParDo(_NgramJoin(P)))
         scored = ((shared, similarities, doc_totals | "TagTotals" >> beam.Map(_tag("total")))
                   | "EvidenceByDocument" >> beam.Flatten()
-                  | "GroupByDocument" >> beam.GroupByKey()
+                  | "GroupByDocument" >> CountedGroupByKey()
                   | "ScoreDocuments" >> beam.ParDo(_ScoreDocuments(
                       P, self.similarity_threshold, self.containment_threshold)).with_outputs(
                           "annotations", main="matches"))
         named = ((scored.matches, index_attrs | "TagEntryAttrs" >> beam.Map(_tag("attr")))
                  | "MatchesAndEntries" >> beam.Flatten()
-                 | "GroupByEntry" >> beam.GroupByKey()
+                 | "GroupByEntry" >> CountedGroupByKey()
                  | "NameMatches" >> beam.FlatMap(_name_matches))
         return (named, scored.annotations) | "KnownAnnotations" >> beam.Flatten()
