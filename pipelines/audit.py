@@ -5,9 +5,10 @@ import time
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from corpus_audit.pipelines import runs
+from corpus_audit.pipelines.local_runner import make_runner
 from corpus_audit.schemas import SCHEMA_VERSION
 from corpus_audit.transforms import known_index, known_outputs, shard_pass, shuffle_check
 from corpus_audit.transforms.clustering import NearDuplicateClusters
@@ -40,15 +41,6 @@ class MergeCounts(beam.CombineFn):
 
     def extract_output(self, acc):
         return acc
-
-
-def make_runner(options):
-    """Beam's in-process FnApiRunner unless --runner names another: no Prism download."""
-    if options.view_as(StandardOptions).runner:
-        return None
-    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
-
-    return FnApiRunner()
 
 
 def existing_outputs(output_dir):

@@ -225,7 +225,7 @@ def run(args, beam_args):
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-    from corpus_audit.pipelines.audit import make_runner
+    from corpus_audit.pipelines.local_runner import make_runner
     from corpus_audit.transforms.contamination import MIN_NGRAMS, format_table
 
     start = time.monotonic()

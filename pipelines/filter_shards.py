@@ -217,7 +217,7 @@ def write_dropped(element, output_dir):
 def _run_pipeline(build, beam_args):
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from corpus_audit.pipelines.audit import make_runner
+    from corpus_audit.pipelines.local_runner import make_runner
 
     beam = _beam()
     options = PipelineOptions(beam_args)

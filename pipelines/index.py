@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from corpus_audit.pipelines.audit import make_runner
+from corpus_audit.pipelines.local_runner import make_runner
 from corpus_audit.schemas import DEAD_LETTER_SCHEMA
 from corpus_audit.transforms import known_index as ki
 from corpus_audit.transforms.minhash import MinHasher

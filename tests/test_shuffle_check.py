@@ -45,3 +45,27 @@ def test_a_run_whose_runner_loses_shuffled_values_is_not_committed(tmp_path, rea
     assert "lost data in a shuffle" in err and "GroupBandKeys:" in err
     run_dir = tmp_path / "out" / "r"
     assert not (run_dir / "_SUCCESS").exists() and not (run_dir / "_staging").exists()
+
+
+def test_runner_input_streams_keep_what_is_written_while_a_flush_waits_for_the_send_queue():
+    import time
+
+    from apache_beam.runners.worker import data_plane
+
+    from corpus_audit.pipelines.local_runner import fix_data_stream_flush_race
+
+    fix_data_stream_flush_race()
+    delivered = []
+
+    def send(data):  # a send queue that stays full for a moment
+        delivered.append(len(data))
+        time.sleep(0.03)
+
+    stream = data_plane.TimeBasedBufferingClosableOutputStream(send, flush_callback=send, time_flush_threshold_ms=50)
+    written, start = 0, time.monotonic()
+    while time.monotonic() - start < 0.6:
+        stream.write(b"x" * 10_000)
+        written += 10_000
+        time.sleep(0.001)
+    stream.close()
+    assert len(delivered) > 3 and sum(delivered) == written

@@ -1,0 +1,36 @@
+"""The runner an audit runs on when --runner is not given, and a fix for Beam's local runner.
+
+Beam's FnApiRunner sends each bundle's input to its workers through a stream that a timer
+thread flushes every second (`TimeBasedBufferingClosableOutputStream`). The flush copies the
+buffer, hands it to the send queue and then clears the buffer, while `write` takes no lock:
+bytes written while the send queue is full (inputs of hundreds of MB, as in a 1M-document
+audit on 2 workers) are cleared without being sent. Whole elements vanish and nothing fails.
+`write` here takes the flush lock, so a write waits for a flush in progress.
+"""
+from apache_beam.options.pipeline_options import StandardOptions
+
+
+def make_runner(options):
+    """Beam's in-process FnApiRunner unless --runner names another: no Prism download."""
+    fix_data_stream_flush_race()
+    if options.view_as(StandardOptions).runner:
+        return None
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+    return FnApiRunner()
+
+
+def fix_data_stream_flush_race():
+    from apache_beam.runners.worker import data_plane
+
+    stream = getattr(data_plane, "TimeBasedBufferingClosableOutputStream", None)
+    if stream is None or getattr(stream, "_corpus_audit_locked_write", False):
+        return
+    unlocked_write = stream.write
+
+    def write(self, b):
+        with self._flush_lock:
+            unlocked_write(self, b)
+
+    stream.write = write
+    stream._corpus_audit_locked_write = True
