@@ -12,6 +12,7 @@ from corpus_audit.pipelines.local_runner import make_runner
 from corpus_audit.schemas import SCHEMA_VERSION
 from corpus_audit.transforms import known_index, known_outputs, shard_pass, shuffle_check
 from corpus_audit.transforms.clustering import NearDuplicateClusters
+from corpus_audit.transforms.ngram_filter import BuildNgramFilter
 from corpus_audit.transforms.scoring import load_detector_model, read_domain_list
 from corpus_audit.transforms.shard_io import expand_inputs
 from corpus_audit.transforms.write_documents import WriteDocuments, write_dead_letters
@@ -58,17 +59,7 @@ def build_pipeline(p, shards, output_dir, staging_dir, settings, index=None):
     (directory, manifest) of the known-output index, or None."""
     cfg = settings.minhash
     n = len(shards)
-    stage = (p
-             | "ListShards" >> beam.Create(list(enumerate(shards)))
-             # Without a shuffle the runner fuses Create with the read and one worker reads all.
-             | "SpreadShards" >> shuffle_check.CountedReshuffle()
-             | "ReadAndStageShards" >> beam.ParDo(shard_pass.AuditShard(
-                 staging_dir, cfg, settings.partitions, settings.max_doc_bytes, n,
-                 fmt=settings.format, progress=settings.progress,
-                 ngram_config=settings.ngram if index else None, detectors=settings.detectors,
-             )).with_outputs(*shard_pass.OUTPUTS, main=shard_pass.BANDS))
-
-    bands, sigs = stage[shard_pass.BANDS], stage[shard_pass.SIGS]
+    entries, side = None, {}
     if index:
         index_dir, manifest = index
         entries = (p
@@ -78,6 +69,20 @@ def build_pipeline(p, shards, output_dir, staging_dir, settings, index=None):
                        index_dir, cfg, settings.partitions)).with_outputs(
                            known_outputs.SIGS, known_outputs.NGRAMS, known_outputs.ATTRS,
                            main=known_outputs.BANDS))
+        side["ngram_filter"] = beam.pvalue.AsSingleton(
+            entries[known_outputs.NGRAMS] | "IndexNgramFilter" >> beam.CombineGlobally(BuildNgramFilter()))
+    stage = (p
+             | "ListShards" >> beam.Create(list(enumerate(shards)))
+             # Without a shuffle the runner fuses Create with the read and one worker reads all.
+             | "SpreadShards" >> shuffle_check.CountedReshuffle()
+             | "ReadAndStageShards" >> beam.ParDo(shard_pass.AuditShard(
+                 staging_dir, cfg, settings.partitions, settings.max_doc_bytes, n,
+                 fmt=settings.format, progress=settings.progress,
+                 ngram_config=settings.ngram if index else None, detectors=settings.detectors,
+             ), **side).with_outputs(*shard_pass.OUTPUTS, main=shard_pass.BANDS))
+
+    bands, sigs = stage[shard_pass.BANDS], stage[shard_pass.SIGS]
+    if index:
         bands = (bands, entries[known_outputs.BANDS]) | "CrawlAndIndexBands" >> beam.Flatten()
         sigs = (sigs, entries[known_outputs.SIGS]) | "CrawlAndIndexSignatures" >> beam.Flatten()
 
@@ -161,6 +166,8 @@ def summarise(counts, shards, settings, seconds, index=None):
             "matched_by_model": {k.split(".", 1)[1]: v for k, v in sorted(counts.items())
                                  if k.startswith("known_match.")},
             "candidate_pairs": counts.get("known_candidate_pairs", 0),
+            "ngram_samples": counts.get("ngram_samples", 0),
+            "ngram_samples_shuffled": counts.get("ngram_samples_shuffled", 0),
             "similarity_threshold": settings.similarity_threshold,
             "containment_threshold": settings.containment_threshold,
         },

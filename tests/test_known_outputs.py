@@ -83,6 +83,22 @@ def test_audit_json_counts_matches_by_model(corpus):
     assert known["documents_matched"] == matched
     assert sum(known["matched_by_model"].values()) == matched
     assert set(known["matched_by_kind"]) <= {"near_copy", "contains"}
+    # Only n-gram samples the index may hold were shuffled: the copies' (about a third of the
+    # pages), not the human pages'.
+    assert 0 < known["ngram_samples_shuffled"] < 0.6 * known["ngram_samples"]
+
+
+def test_ngram_filter_has_no_false_negatives_and_few_false_positives():
+    import numpy as np
+
+    from corpus_audit.transforms.ngram_filter import NgramFilter
+
+    rng = np.random.default_rng(3)
+    members, others = rng.integers(0, 2**64, size=(2, 50_000), dtype=np.uint64)
+    f = NgramFilter.build(np.unique(members))
+    assert f.may_contain(members).all()
+    assert f.may_contain(others).mean() < 0.025
+    assert not NgramFilter.build(np.empty(0, dtype=np.uint64)).may_contain(others).any()
 
 
 def test_index_add_keeps_parts_and_info_reports(corpus, tmp_path):

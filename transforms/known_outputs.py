@@ -64,7 +64,8 @@ class ReadIndexPart(beam.DoFn):
                     keys = self.hasher.band_keys(sigs[hashed]).ravel()
                     band_ids = np.repeat(ids[hashed], self.config.num_bands)
                     yield from graph.split_by_partition(P, keys, keys, band_ids)
-                    for p, arrays in graph.split_by_partition(P, ids[hashed], ids[hashed], sigs[hashed]):
+                    for p, arrays in graph.split_by_partition(P, ids[hashed], ids[hashed],
+                                                              graph.verification_sketch(sigs[hashed])):
                         yield beam.pvalue.TaggedOutput(SIGS, (p, arrays))
                 grams = batch.column("ngrams")
                 lengths = grams.value_lengths().to_numpy(zero_copy_only=False)

@@ -86,8 +86,11 @@ class AuditShard(beam.DoFn):
         self.model = load_detector_model(self.detectors)
         self.progress = Progress(self.total_shards) if self.show_progress else None
 
-    def process(self, element):
+    def process(self, element, ngram_filter=None):
+        """`ngram_filter` (a side input, with known outputs) drops the n-gram samples that no
+        known output can share before they are shuffled."""
         shard_index, path = element
+        self.ngram_filter = ngram_filter
         counts = {"shards": 1}
         out_path = staged_path(self.staging_dir, shard_index)
         sink = FileSystems.create(out_path)
@@ -133,7 +136,7 @@ class AuditShard(beam.DoFn):
         counts["too_short"] = counts.get("too_short", 0) + int(too_short.sum())
         nodes = (np.uint64(shard_index) << np.uint64(32)) + np.arange(
             first_row, first_row + len(batch), dtype=np.uint64)
-        yield from self._keys(batch, nodes, shingles, grams, too_short)
+        yield from self._keys(batch, nodes, shingles, grams, too_short, counts)
         add_seconds(counts, "signatures_and_keys", time.perf_counter() - t2)
         add_seconds(counts, "tokenize_and_shingle", t1 - t0 - counts.pop("_detector_seconds", 0.0))
         if self.progress:
@@ -165,7 +168,7 @@ class AuditShard(beam.DoFn):
             add_seconds(counts, "detectors", seconds)
         return shingles, grams, too_short
 
-    def _keys(self, batch, nodes, shingles, grams, too_short):
+    def _keys(self, batch, nodes, shingles, grams, too_short, counts):
         """Band keys (main output), exact-text keys, signatures, n-gram samples, attributes:
         numpy batches keyed by hash partition."""
         P = self.num_partitions
@@ -175,15 +178,21 @@ class AuditShard(beam.DoFn):
             keys = self.hasher.band_keys(sigs).ravel()
             band_nodes = np.repeat(nodes[long_idx], self.config.num_bands)
             yield from graph.split_by_partition(P, keys, keys, band_nodes)
-            for p, arrays in graph.split_by_partition(P, nodes[long_idx], nodes[long_idx], sigs):
+            for p, arrays in graph.split_by_partition(P, nodes[long_idx], nodes[long_idx],
+                                                      graph.verification_sketch(sigs)):
                 yield beam.pvalue.TaggedOutput(SIGS, (p, arrays))
         exact = np.array([exact_key(row["text_hash"]) for row in batch], dtype=np.uint64)
         for p, arrays in graph.split_by_partition(P, exact, exact, nodes):
             yield beam.pvalue.TaggedOutput(EXACT, (p, arrays))
         if self.sampler:
             lengths = np.array([len(g) for g in grams], dtype=np.int64)
+            counts["ngram_samples"] = counts.get("ngram_samples", 0) + int(lengths.sum())
             hashes = np.concatenate(grams) if grams else np.empty(0, dtype=np.uint64)
             owners = np.repeat(nodes, lengths)
+            if self.ngram_filter is not None:
+                maybe_known = self.ngram_filter.may_contain(hashes)
+                hashes, owners = hashes[maybe_known], owners[maybe_known]
+            counts["ngram_samples_shuffled"] = counts.get("ngram_samples_shuffled", 0) + len(hashes)
             for p, arrays in graph.split_by_partition(P, hashes, hashes, owners):
                 yield beam.pvalue.TaggedOutput(NGRAMS, (p, arrays))
             for p, arrays in graph.split_by_partition(P, nodes, nodes, lengths):
