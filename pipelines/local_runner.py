@@ -6,8 +6,21 @@ buffer, hands it to the send queue and then clears the buffer, while `write` tak
 bytes written while the send queue is full (inputs of hundreds of MB, as in a 1M-document
 audit on 2 workers) are cleared without being sent. Whole elements vanish and nothing fails.
 `write` here takes the flush lock, so a write waits for a flush in progress.
+
+The local runner also keeps every shuffle in the driver process, in buffers of a few MB to a
+few hundred MB that come and go. glibc raises its mmap threshold each time such a buffer is
+freed, so later ones come from the heap and stay in the process after they are freed.
+`return_freed_memory` pins the threshold for the driver and, through the environment, for the
+worker processes it starts.
 """
+import ctypes
+import os
+import sys
+
 from apache_beam.options.pipeline_options import StandardOptions
+
+_M_MMAP_THRESHOLD = -3
+_MMAP_THRESHOLD = 1 << 20
 
 
 def make_runner(options):
@@ -15,6 +28,7 @@ def make_runner(options):
     fix_data_stream_flush_race()
     if options.view_as(StandardOptions).runner:
         return None
+    return_freed_memory()
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
     return FnApiRunner()
@@ -34,3 +48,13 @@ def fix_data_stream_flush_race():
 
     stream.write = write
     stream._corpus_audit_locked_write = True
+
+
+def return_freed_memory():
+    if not sys.platform.startswith("linux"):
+        return
+    os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(_MMAP_THRESHOLD))
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+    except (OSError, AttributeError):  # not glibc
+        pass

@@ -94,8 +94,8 @@ def lookup(sorted_nodes, values, query):
 def verification_sketch(signatures):
     """The low 16 bits of each MinHash value, for the verification joins: half the bytes of the
     full signature in the two biggest shuffles. Two different values agree by chance with
-    probability 1/65536, so a pair's estimate moves by at most 1/num_perm in about 0.2 % of
-    pairs (128 permutations) and is unchanged otherwise."""
+    probability 1/65536, so a pair's estimate moves up by 1/num_perm in fewer than 0.2 % of
+    pairs (100 permutations) and is unchanged otherwise."""
     return np.asarray(signatures).astype(np.uint16)
 
 
