@@ -10,11 +10,10 @@ audit on 2 workers) are cleared without being sent. Whole elements vanish and no
 The local runner also keeps every shuffle in the driver process, in buffers of a few MB to a
 few hundred MB that come and go. glibc raises its mmap threshold each time such a buffer is
 freed, so later ones come from the heap and stay in the process after they are freed.
-`return_freed_memory` pins the threshold for the driver and, through the environment, for the
-worker processes it starts.
+`return_freed_memory` pins the threshold in the driver. Not in the workers: their detectors
+allocate many arrays of that size, and there the page faults cost more than the memory saved.
 """
 import ctypes
-import os
 import sys
 
 from apache_beam.options.pipeline_options import StandardOptions
@@ -53,7 +52,6 @@ def fix_data_stream_flush_race():
 def return_freed_memory():
     if not sys.platform.startswith("linux"):
         return
-    os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(_MMAP_THRESHOLD))
     try:
         ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
     except (OSError, AttributeError):  # not glibc
