@@ -11,8 +11,6 @@ import numpy as np
 from corpus_audit.transforms import graph, known_index
 from corpus_audit.transforms.shuffle_check import CountedGroupByKey
 
-_values = graph.grouped_values
-
 ANNOTATION_CLUSTER = "cluster"
 ANNOTATION_EXACT = "exact"
 ANNOTATION_RENAME = "rename"
@@ -72,7 +70,7 @@ class _AttachSourceSignature(beam.DoFn):
         self.num_partitions = num_partitions
 
     def process(self, element):
-        items = _values(element)
+        _, items = element
         src, dst = _concat([x[1:] for x in items if x[0] == "edge"], 2)
         if len(src) == 0:
             return
@@ -93,7 +91,7 @@ class _VerifyEdges(beam.DoFn):
         self.num_partitions = num_partitions
 
     def process(self, element):
-        items = _values(element)
+        _, items = element
         edges = [x[1:] for x in items if x[0] == "edge"]
         if not edges:
             return
@@ -158,7 +156,7 @@ class _ResolveRoots(beam.DoFn):
         self.rounds = rounds
 
     def process(self, element):
-        items = _values(element)
+        _, items = element
         edges = [x[1:] for x in items if x[0] == "edge"]
         attrs = [x[1:] for x in items if x[0] == "attr"]
         child, parent = _concat(edges, 2)

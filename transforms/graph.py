@@ -22,13 +22,6 @@ def partition_of(values, num_partitions):
     return (mix64(np.asarray(values, dtype=np.uint64)) % np.uint64(num_partitions)).astype(np.int64)
 
 
-def grouped_values(element):
-    """The values of a (key, values) group as a list: the stages read a group once per tag
-    (edges, then signatures), and re-iterating a large group makes a portable runner send it
-    again."""
-    return list(element[1])
-
-
 def split_by_partition(num_partitions, by, *arrays):
     """Yield (partition, tuple of arrays) for every partition that has rows, `by` deciding."""
     if len(by) == 0:

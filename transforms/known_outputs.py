@@ -23,8 +23,6 @@ from corpus_audit.transforms.clustering import _by_shard, _concat, _tag
 from corpus_audit.transforms.minhash import MinHasher
 from corpus_audit.transforms.shuffle_check import CountedGroupByKey
 
-_values = graph.grouped_values
-
 ANNOTATION_KNOWN = "known"
 KIND_NEAR_COPY = "near_copy"
 KIND_CONTAINS = "contains"
@@ -84,7 +82,7 @@ class _NgramJoin(beam.DoFn):
         self.num_partitions = num_partitions
 
     def process(self, element):
-        items = _values(element)
+        _, items = element
         doc_h, doc_n = _concat([x[1:] for x in items if x[0] == "doc"], 2)
         ent_h, ent_n = _concat([x[1:] for x in items if x[0] == "entry"], 2)
         (hit_nodes, hit_counts), (pair_docs, pair_entries, pair_counts) = graph.ngram_hits(
@@ -105,7 +103,7 @@ class _ScoreDocuments(beam.DoFn):
         self.containment_threshold = containment_threshold
 
     def process(self, element):
-        items = _values(element)
+        _, items = element
 
         def parts(tag, width):
             return _concat([x[1:] for x in items if x[0] == tag], width)
@@ -156,7 +154,7 @@ class _ScoreDocuments(beam.DoFn):
 
 
 def _name_matches(element):
-    items = _values(element)
+    _, items = element
     attrs = [x[1:] for x in items if x[0] == "attr"]
     matches = [x[1:] for x in items if x[0] == "match"]
     if not matches:

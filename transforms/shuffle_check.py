@@ -38,7 +38,9 @@ def _cogroup_received(element, name):
 
 
 class CountedGroupByKey(beam.PTransform):
-    """GroupByKey that counts elements in and values out; values come out as a list."""
+    """GroupByKey that counts elements in and values out. Values come out as a list: the joins
+    read a group once per tag (edges, then signatures), and re-iterating a large group makes a
+    portable runner send it again."""
 
     def __init__(self, name=None):
         super().__init__()
