@@ -23,8 +23,15 @@ browser:
 	@[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
+# The suite runs from a copy of the checkout's files in an empty temporary folder, so a test that
+# reaches outside the repository (../shared, a sibling checkout) fails here as on a fresh clone.
 test: $(STAMP) browser
-	cd tests && ../$(BIN)/python -m pytest -q -n 2 --dist loadfile .
+	@set -e; bare=$$(mktemp -d); trap 'rm -rf "$$bare"' EXIT; \
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+		git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$$bare" 2>/dev/null || true; \
+	else cp -r . "$$bare"; rm -rf "$$bare/$(VENV)"; fi; \
+	echo "tests run from $$bare (a copy of the checkout with nothing beside it)"; \
+	cd "$$bare/tests" && $(CURDIR)/$(BIN)/python -m pytest -q -n 2 --dist loadfile .
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet '.[bench]'

@@ -1,8 +1,8 @@
 """A fuzz corpus of damaged and hostile crawl shards, made from real shards.
 
-The bases are real: the Common Crawl and warcio WARC/WET/WAT files in `shared/data/warc`,
+The bases are real: the Common Crawl and warcio WARC/WET/WAT files of the sample crawl and `tests/data`,
 and JSONL, Parquet, WARC and WET shards built from the real texts of
-`shared/data/detect/train.jsonl.gz`. Each fuzz shard applies one damage to a base:
+`tests/data/detect-sample.jsonl.gz`. Each fuzz shard applies one damage to a base:
 truncation at a random point, flipped bytes, the wrong compression for its name, NUL
 bytes, giant lines, fields of the wrong type, duplicate ids (within a shard, across shards,
 the same file under two names), empty files, random garbage, mixed encodings, JSON that
@@ -31,12 +31,14 @@ import pyarrow.parquet as pq
 import zstandard
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SHARED = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data"))
-WARC_DIR = os.path.join(SHARED, "warc")
-DETECT = os.path.join(SHARED, "detect", "train.jsonl.gz")
-REAL_WARCS = ("whirlwind.warc.gz", "whirlwind.warc.wet.gz", "whirlwind.warc.wat.gz",
-              "example.warc.gz", "example-iana.org-chunked.warc",
-              "example-wget-bad-target-uri.warc.gz")
+PROJECT = os.path.dirname(HERE)
+SAMPLE_CRAWL = os.path.join(PROJECT, "pipelines", "sample_crawl")
+TEST_DATA = os.path.join(PROJECT, "tests", "data")
+DETECT = os.path.join(TEST_DATA, "detect-sample.jsonl.gz")
+REAL_WARCS = {n: os.path.join(SAMPLE_CRAWL, n) for n in (
+    "whirlwind.warc.gz", "whirlwind.warc.wet.gz", "example.warc.gz", "example-iana.org-chunked.warc",
+    "example-wget-bad-target-uri.warc.gz")}
+REAL_WARCS["whirlwind.warc.wat.gz"] = os.path.join(TEST_DATA, "whirlwind.warc.wat.gz")
 MANIFEST = "_manifest.json"
 
 # Sizes chosen so that an audit with --max-doc-bytes GIANT_LIMIT sees lines both under and
@@ -210,7 +212,7 @@ def build(out_dir, seed=0, texts=None):
     os.makedirs(out_dir, exist_ok=True)
     rng = random.Random(seed)
     b = _Builder(out_dir, rng, texts if texts is not None else load_texts(seed=seed))
-    real = {n: open(os.path.join(WARC_DIR, n), "rb").read() for n in REAL_WARCS}
+    real = {n: open(p, "rb").read() for n, p in REAL_WARCS.items()}
 
     # Intact bases, so the audit has documents to keep and every damage has a control.
     for name, data in real.items():

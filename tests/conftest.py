@@ -9,9 +9,13 @@ import pyarrow.dataset as ds
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.path.join(ROOT, "..", "shared", "data")
-WARC_DIR = os.path.join(SHARED, "warc")
-DETECT = os.path.join(SHARED, "detect", "train.jsonl.gz")
+# Everything the tests read is in the repository: the real WARC/WET files of the sample crawl,
+# the WAT of the same capture, and a sample of the MIT-licensed detection rows
+# (scripts/make_test_data.py; tests/data/README.md).
+DATA = os.path.join(ROOT, "tests", "data")
+WARC_DIR = os.path.join(ROOT, "pipelines", "sample_crawl")
+WAT = os.path.join(DATA, "whirlwind.warc.wat.gz")
+DETECT = os.path.join(DATA, "detect-sample.jsonl.gz")
 CLI = [sys.executable, "-m", "corpus_audit.pipelines.cli"]
 
 

@@ -6,14 +6,12 @@ import os
 import numpy as np
 import pytest
 
+from conftest import DETECT
 from corpus_audit.pipelines import train as T
 from corpus_audit.transforms.detectors import (DETECTOR_NAMES, decide_provenance, guess_is_english,
                                                load_default_model, load_model, normalize_text, save_model)
 from corpus_audit.transforms.detectors.ensemble import NEAR_COPY_FLOOR, apply_evidence
 
-DETECT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data",
-                      "detect", "train.jsonl.gz")
-needs_data = pytest.mark.skipif(not os.path.exists(DETECT), reason="detection data set not available")
 
 
 def _bucket(group):
@@ -47,7 +45,6 @@ def sample_texts(split):
     return [r["text"] for r in split[1][:40]]
 
 
-@needs_data
 def test_small_model_separates_held_out_groups(small_model, split):
     from sklearn.metrics import roc_auc_score
 
@@ -59,7 +56,6 @@ def test_small_model_separates_held_out_groups(small_model, split):
     assert p[y == 1].mean() > p[y == 0].mean()
 
 
-@needs_data
 def test_save_load_round_trip_identical_scores(small_model, sample_texts, tmp_path):
     save_model(str(tmp_path), small_model)
     loaded = load_model(str(tmp_path))
@@ -71,7 +67,6 @@ def test_save_load_round_trip_identical_scores(small_model, sample_texts, tmp_pa
     np.testing.assert_array_equal(small_model.likelihood(a), loaded.likelihood(b))
 
 
-@needs_data
 def test_model_files_load_without_pickle(small_model, tmp_path):
     save_model(str(tmp_path), small_model)
     with np.load(os.path.join(tmp_path, "arrays.npz"), allow_pickle=False) as z:
@@ -84,7 +79,6 @@ def test_model_files_load_without_pickle(small_model, tmp_path):
     assert doc["detector_names"] == DETECTOR_NAMES and doc["seed"] == 7
 
 
-@needs_data
 def test_scores_in_unit_interval_and_batched_equals_single(small_model, sample_texts):
     batch = small_model.score_detectors(sample_texts)
     pb = small_model.likelihood(batch)
@@ -98,7 +92,6 @@ def test_scores_in_unit_interval_and_batched_equals_single(small_model, sample_t
         assert small_model.likelihood(one)[0] == pytest.approx(pb[i], abs=1e-9)
 
 
-@needs_data
 def test_whitespace_layout_does_not_change_scores(small_model, sample_texts):
     t = sample_texts[0]
     variants = [t, "\n\n  " + t.replace(". ", ".\n\n") + "  \n", t.replace(" ", "  ")]
@@ -106,7 +99,6 @@ def test_whitespace_layout_does_not_change_scores(small_model, sample_texts):
     assert np.ptp(s) < 1e-12
 
 
-@needs_data
 def test_empty_short_and_binary_input_do_not_crash(small_model):
     odd = ["", "   \n\t ", "hi", "Ok.", b"\x00\xff\xfe\x01binary\x80", None, "\x00\x01\x02", 12345,
            "😀" * 50, "a" * 20000, "\u200b\u200b"]
@@ -119,7 +111,6 @@ def test_empty_short_and_binary_input_do_not_crash(small_model):
     assert small_model.likelihood(small_model.score_detectors([])).shape == (0,)
 
 
-@needs_data
 def test_training_is_reproducible(split):
     from corpus_audit.transforms.detectors.model_io import model_state
 

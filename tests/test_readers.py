@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from conftest import WARC_DIR, write_jsonl
+from conftest import WARC_DIR, WAT, write_jsonl
 from corpus_audit.transforms.readers import read_shard
 from corpus_audit.transforms.shard_io import detect_format, expand_inputs
 
@@ -48,7 +48,7 @@ def test_wet_conversion_record_and_wat_without_documents():
     docs, dead, _ = rows_of(os.path.join(WARC_DIR, "whirlwind.warc.wet.gz"))
     assert len(docs) == 1 and not dead and docs[0]["source_format"] == "wet"
     assert docs[0]["text"].startswith("Escopete - Biquipedia")
-    docs, dead, counts = rows_of(os.path.join(WARC_DIR, "whirlwind.warc.wat.gz"))
+    docs, dead, counts = rows_of(WAT)
     assert docs == [] and dead == [] and counts["skipped_metadata"] == 1
 
 
