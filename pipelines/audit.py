@@ -4,6 +4,7 @@ import sys
 import time
 
 import apache_beam as beam
+import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -103,7 +104,7 @@ def build_pipeline(p, shards, output_dir, staging_dir, settings, index=None):
                | "WriteDocuments" >> beam.ParDo(WriteDocuments(
                    output_dir, staging_dir, n, known_checked=bool(index), detectors=settings.detectors,
                    allow_domains=read_domain_list(settings.allow_domains),
-                   deny_domains=read_domain_list(settings.deny_domains))))
+                   deny_domains=read_domain_list(settings.deny_domains), lm=settings.lm, prior=settings.prior)))
 
     dead = (stage[shard_pass.DEAD]
             | "CollectDeadLetters" >> beam.combiners.ToList()
@@ -178,8 +179,14 @@ def summarise(counts, shards, settings, seconds, index=None):
         "documents_per_second": round(read / seconds, 1) if seconds > 0 else None,
     }
     scored = counts.get("likelihood_scored", 0)
+    model = load_detector_model(settings.detectors) if settings.detectors else None
     summary["synthetic"] = {
-        "detector_version": load_detector_model(settings.detectors).detector_version if settings.detectors else None,
+        "detector_version": model.detector_version if model else None,
+        "prior": settings.prior,
+        "lm_detector": {"mode": settings.lm.mode if model is not None and model.has_lm else "off",
+                        "sample_rate": settings.lm.sample_rate if settings.lm.mode == "sample" else None,
+                        "tokens": settings.lm.tokens, "documents_scored": counts.get("lm_scored", 0)},
+        "share_estimate": share_estimate(model, counts),
         "documents_scored": scored,
         "share_likelihood_ge_0_5": round(counts.get("likelihood_ge_0_5", 0) / scored, 4) if scored else None,
         "mean_likelihood": round(counts.get("likelihood_sum", 0.0) / scored, 4) if scored else None,
@@ -192,6 +199,28 @@ def summarise(counts, shards, settings, seconds, index=None):
     if counts.get("shards", 0) != len(shards):
         raise RuntimeError(f"{counts.get('shards', 0)} of {len(shards)} shards were read")
     return summary
+
+
+def share_estimate(model, counts):
+    """The crawl's synthetic share {value, low, high, method, ...} from the combined-score
+    histograms the write pass counted: the LM-scored documents' when their interval is the
+    narrower (a large enough sample), else the fast stack's over every document."""
+    if model is None or not model.ensemble.share:
+        return None
+    estimates = {}
+    for stack, ref in sorted(model.ensemble.share.items()):
+        prefix = f"share_bin.{stack}."
+        bins = np.zeros(len(ref.edges) + 1)
+        for k, v in counts.items():
+            if k.startswith(prefix):
+                bins[int(k[len(prefix):])] = v
+        est = ref.estimate(bins)
+        if est is not None:
+            estimates[stack] = {**est, "stack": "fast detectors" if stack == "fast" else "with the LM"}
+    if not estimates:
+        return None
+    best = min(estimates.values(), key=lambda e: (e["high"] - e["low"], e["stack"]))
+    return {**best, "by_stack": estimates}
 
 
 def open_known_outputs(settings, beam_args, output_dir):

@@ -29,6 +29,8 @@ from corpus_audit.transforms.known_index import KnownIndexError, NgramConfig
 from corpus_audit.transforms.shuffle_check import ShuffleLost
 from corpus_audit.transforms.minhash import MinHashConfig
 from corpus_audit.transforms.records import DEFAULT_MAX_DOC_BYTES
+from corpus_audit.transforms.detectors.ensemble import DEFAULT_PRIOR
+from corpus_audit.transforms.detectors.lm_stage import LM_MODES, LMOptions
 from corpus_audit.transforms.shard_io import FORMATS
 
 SAMPLE_DIR = os.path.join(os.path.dirname(__file__), "sample_crawl")
@@ -56,6 +58,8 @@ class AuditSettings:
     containment_threshold: float = 0.3
     run_id: str = None
     update_index: str = None
+    lm: LMOptions = field(default_factory=LMOptions)
+    prior: float = DEFAULT_PRIOR
 
 
 def _add_hash_args(ap):
@@ -103,6 +107,20 @@ def _add_audit_args(ap):
                           "in the package)")
     det.add_argument("--no-detectors", action="store_true",
                      help="skip the detectors: no synthetic_likelihood (e.g. to time deduplication alone)")
+    det.add_argument("--prior", type=float, default=DEFAULT_PRIOR,
+                     help="machine share the crawl is expected to have; the likelihood is Bayes' rule "
+                          "with this prior instead of the training mix (default %(default)s)")
+    det.add_argument("--lm-detector", choices=LM_MODES, default=LMOptions.mode,
+                     help="language-model tier: score every document (all; GPU workers or small crawls), "
+                          "a fixed sample by doc_id hash (sample), or none (default %(default)s)")
+    det.add_argument("--lm-sample-rate", type=float, default=LMOptions.sample_rate,
+                     help="share of documents the LM scores with --lm-detector sample (default %(default)s)")
+    det.add_argument("--lm-tokens", type=int, default=LMOptions.tokens,
+                     help="tokens per document the LM reads; the shipped model was trained at 128")
+    det.add_argument("--lm-threads", type=int, default=None,
+                     help="CPU threads per worker for the LM (default: the worker's cores)")
+    det.add_argument("--lm-gpu-layers", type=int, default=0,
+                     help="layers to offload to a GPU (llama.cpp built with CUDA; -1 = all)")
     det.add_argument("--allow-domains", help="file of domains (one per line) whose pages are human-written")
     det.add_argument("--deny-domains", help="file of domains (one per line) known to publish generated text")
     g = _add_hash_args(ap)
@@ -142,7 +160,18 @@ def _settings(args, inputs, output):
         containment_threshold=getattr(args, "containment_threshold", 0.3),
         run_id=getattr(args, "run_id", None) or default_run_id(),
         update_index=getattr(args, "update_index", None),
+        lm=LMOptions(mode=getattr(args, "lm_detector", LMOptions.mode),
+                     sample_rate=_rate(getattr(args, "lm_sample_rate", LMOptions.sample_rate)),
+                     tokens=getattr(args, "lm_tokens", LMOptions.tokens),
+                     threads=getattr(args, "lm_threads", None), gpu_layers=getattr(args, "lm_gpu_layers", 0)),
+        prior=_rate(getattr(args, "prior", DEFAULT_PRIOR), open_interval=True),
     )
+
+
+def _rate(x, open_interval=False):
+    if not (0 < x < 1 if open_interval else 0 <= x <= 1):
+        raise ValueError(f"{x} is not a share in {'(0, 1)' if open_interval else '[0, 1]'}")
+    return float(x)
 
 
 def print_summary(summary, out=sys.stdout):
@@ -219,6 +248,9 @@ def build_parser():
     t.add_argument("--data", action="append", required=True, help="glob of labelled files; repeat for more")
     t.add_argument("--out", required=True, help="model directory to write")
     t.add_argument("--seed", type=int, default=42)
+    lm_help = ("LM statistics of the labelled rows, by id (scripts/lm_features.py); adds the "
+               "language-model family. Rows it lacks are trained without it.")
+    t.add_argument("--lm-features", help=lm_help)
     e = sub.add_parser("evaluate", help="AUROC and TPR at 1 %%/5 %% FPR under grouped CV and leave-one-source-out",
                        description="Evaluate every detector and the ensemble on labelled data: grouped "
                                    "cross-validation and leave-one-source-out (retraining per fold), overall "
@@ -226,6 +258,8 @@ def build_parser():
     e.add_argument("--data", action="append", required=True, help="glob of labelled files; repeat for more")
     e.add_argument("--model", help="also score this trained model directory as it is")
     e.add_argument("--report", help="write the evaluation report (Markdown) here")
+    e.add_argument("--lm-features", help=lm_help)
+    e.add_argument("--cv", action="store_true", help="also grouped 5-fold cross-validation (in-source)")
     for name, module in COMMANDS.items():
         m = importlib.import_module(f"corpus_audit.pipelines.{module}")
         m.add_arguments(sub.add_parser(name, help=m.HELP, description=m.__doc__))
@@ -270,9 +304,11 @@ def main(argv=None):
             from corpus_audit.pipelines import train
 
             if args.command == "train":
-                print(json.dumps(train.train(args.data, args.out, seed=args.seed), indent=2, default=str))
+                print(json.dumps(train.train(args.data, args.out, seed=args.seed, lm_features=args.lm_features),
+                                 indent=2, default=str))
             else:
-                train.evaluate(args.data, model_dir=args.model, report_path=args.report)
+                train.evaluate(args.data, model_dir=args.model, report_path=args.report,
+                               lm_features=args.lm_features, cv=args.cv)
             return 0
         if args.command == "index":
             return _index_command(args, beam_args)

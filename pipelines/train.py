@@ -28,8 +28,9 @@ import numpy as np
 
 from corpus_audit.transforms.detectors import base
 from corpus_audit.transforms.detectors.ensemble import Ensemble
-from corpus_audit.transforms.detectors.model_io import (DETECTOR_CLASSES, DETECTOR_NAMES, DetectorModel,
-                                                         load_default_model, load_model, save_model)
+from corpus_audit.transforms.detectors.model_io import (DETECTOR_CLASSES, DETECTOR_NAMES, LM_FAMILY, LM_FEATURES,
+                                                         DetectorModel, load_default_model, load_model,
+                                                         save_model)
 
 DETECTOR_VERSION = "1.2.0"
 STATELESS = ("classifier", "stylometry", "wordfreq", "phrases")  # features independent of training data
@@ -47,7 +48,14 @@ NONNEG_STACK = True
 # 0.899 / 33.9%; grouped CV pooled 0.815 vs 0.792 (the stacker fits the training sources' mix).
 ENSEMBLE_METHOD = "human_reference"
 MIN_CLASS = 10  # scopes with fewer rows of a class are not scored ("–")
+LM_TOKENS = 128  # tokens per document the LM statistics are taken over (lm.py; measured in README)
 _TITLE_HEADER = re.compile(r"^\s*Title:[^\n]{0,400}\n\s*Abstract:\s*")
+# Layout artefacts of the development sources that tell the classes apart without being
+# evidence of authorship (both READMEs of the development data list them): a leading "Title: …"
+# line (CS224N human abstracts; Claude-3-Opus Yelp reviews and ChatGPT-4 essays), Markdown
+# emphasis and heading marks (arXiv machine abstracts, WritingPrompts human stories).
+_TITLE_LINE = re.compile(r"^\s*(?:\*\*)?Title:[^\n]{0,300}\n")
+_MARKDOWN = re.compile(r"\*\*|^[ \t]*#{1,6}[ \t]+", re.M)
 
 
 # ---------------------------------------------------------------------------------- data
@@ -75,8 +83,9 @@ def load_rows(data_globs):
                 continue
             r = json.loads(line)
             text = base.to_text(r.get("text"))
-            text = _TITLE_HEADER.sub("", text)
+            text = strip_layout_artefacts(text)
             rows.append({
+                "id": r.get("id"),
                 "text": base.normalize_text(text),
                 "label": r.get("label", "human"),
                 "source": r.get("source") or os.path.basename(path),
@@ -86,6 +95,12 @@ def load_rows(data_globs):
                 "language": r.get("language") or "en",
             })
     return rows, digest.hexdigest()
+
+
+def strip_layout_artefacts(text):
+    """The development data's title headers and Markdown marks, removed before normalisation."""
+    text = _TITLE_LINE.sub("", _TITLE_HEADER.sub("", text), count=1)
+    return _MARKDOWN.sub("", text) if ("**" in text or "#" in text) else text
 
 
 def group_label_weights(groups, y):
@@ -112,10 +127,27 @@ def featurize_stateless(texts, log=None):
     return feats
 
 
-def fit_model(texts, y, groups, seed=42, features=None, n_inner=5, meta=None, log=None, sources=None):
+def load_lm_features(path, rows, n_tokens=LM_TOKENS):
+    """{lm_*: array aligned with rows}, NaN for rows the cache (scripts/lm_features.py) lacks."""
+    with np.load(path, allow_pickle=False) as z:
+        suffix = "" if n_tokens == 128 else f"_{n_tokens}"
+        index = {str(i): j for j, i in enumerate(z["id"])}
+        cols = {k: z[k + suffix].astype(np.float64) for k in LM_FEATURES}
+    at = np.array([index.get(str(r.get("id")), -1) for r in rows])
+    return {k: np.where(at >= 0, v[np.maximum(at, 0)], np.nan) for k, v in cols.items()}
+
+
+def _lm_matrix(lm, idx=None):
+    X = np.column_stack([lm[k] for k in LM_FEATURES])
+    return X if idx is None else X[idx]
+
+
+def fit_model(texts, y, groups, seed=42, features=None, n_inner=5, meta=None, log=None, sources=None,
+              lm=None, weights=None):
     """Fit every detector on all given rows and the ensemble on their out-of-fold scores.
 
-    `features` optionally holds precomputed stateless feature matrices for exactly these rows."""
+    `features` optionally holds precomputed stateless feature matrices for exactly these rows;
+    `lm` the LM statistics of these rows (NaN where unscored), which adds the LM family."""
     from sklearn.model_selection import GroupKFold
 
     y = np.asarray(y, dtype=int)
@@ -147,10 +179,24 @@ def fit_model(texts, y, groups, seed=42, features=None, n_inner=5, meta=None, lo
         oof[name] = s
         if log:
             log(f"  fit {name}: {time.perf_counter() - t0:.1f}s")
-    ens = Ensemble(DETECTOR_NAMES, nonneg=NONNEG_STACK, method=ENSEMBLE_METHOD).fit(oof, y, groups, sample_weight=w, seed=seed, n_folds=n_inner)
+    names, lm_head = list(DETECTOR_NAMES), None
+    if lm is not None:
+        X = _lm_matrix(lm)
+        ok = np.all(np.isfinite(X), axis=1)
+        if ok.sum() >= MIN_CLASS * 2 and 0 < y[ok].sum() < ok.sum():
+            s = np.full(len(y), np.nan)
+            for tr, te in folds:
+                tr, te = tr[ok[tr]], te[ok[te]]
+                if len(te) and 0 < y[tr].sum() < len(tr):
+                    s[te] = base.LinearHead().fit(X[tr], y[tr], w[tr], seed=seed).predict(X[te])
+            lm_head = base.LinearHead().fit(X[ok], y[ok], w[ok], seed=seed)
+            oof[LM_FAMILY], names = s, names + [LM_FAMILY]
+    ens = Ensemble(names, nonneg=NONNEG_STACK, method=ENSEMBLE_METHOD, optional=[LM_FAMILY],
+                   weights=None if weights is None else {k: weights.get(k, 1.0) for k in names})
+    ens.fit(oof, y, groups, sample_weight=w, seed=seed, n_folds=n_inner)
     m = {"detector_version": DETECTOR_VERSION, "seed": int(seed), "prior": float(np.average(y, weights=w))}
     m.update(meta or {})
-    return DetectorModel(dets, ens, m), oof
+    return DetectorModel(dets, ens, m, lm_head), oof
 
 
 def _version(model):
@@ -168,28 +214,86 @@ def _trainable(r):
     return r["label"] in ("human", "machine") and r["language"] == "en"
 
 
-def train(data_globs, out_dir, seed: int = 42) -> dict:
-    """Train all detectors on every English human/machine row and the ensemble on OOF scores."""
+def _loso_splits(rows):
+    """(name, train indices, test indices) holding out each source; groups never span sources
+    here, and if they did the held-out groups are dropped from training."""
+    groups = np.array([r["group"] for r in rows])
+    src = np.array([r["source"] for r in rows])
+    allidx = np.arange(len(rows))
+    splits = []
+    for s in sorted(set(src)):
+        te = np.flatnonzero(src == s)
+        held = set(groups[te])
+        tr = np.array([i for i in allidx if src[i] != s and groups[i] not in held])
+        splits.append((f"held out {s}", tr, te))
+    return splits
+
+
+def transfer_fit(rows, feats, lm, seed):
+    """Leave-one-source-out scores of every row, the family weights they choose, and the share
+    references built from them: what the model is expected to do on sources it never saw."""
+    from corpus_audit.transforms.detectors.share import build_reference
+    from corpus_audit.transforms.detectors.weights import choose_weights, combine
+
+    from scipy.special import ndtr
+
+    loso = _cross_scores(rows, feats, _loso_splits(rows), seed, "loso", lm)
+    names = [k[2:] for k in loso if k.startswith("z.")]
+    Z = np.column_stack([loso["z." + k] for k in names])
+    en = np.array([_trainable(r) for r in rows])
+    y = np.array([r["label"] == "machine" for r in rows], dtype=int)
+    src = np.array([r["source"] for r in rows])
+    weights, table = choose_weights(Z[en], names, y[en], src[en], optional=[LM_FAMILY])
+    w = np.array([weights[k] for k in names])
+    fast_cols = [i for i, k in enumerate(names) if k != LM_FAMILY]
+    raw_fast = ndtr(combine(Z[:, fast_cols], w[fast_cols]))
+    references, checks = {}, {}
+    references["fast"], checks["fast"] = build_reference(raw_fast[en], y[en], src[en], seed=seed)
+    if LM_FAMILY in names:
+        full = np.isfinite(Z[:, names.index(LM_FAMILY)]) & en
+        raw_full = ndtr(combine(Z, w))
+        if full.sum() >= 4 * MIN_CLASS:
+            references["full"], checks["full"] = build_reference(raw_full[full], y[full], src[full], seed=seed)
+    return {"loso": loso, "weights": weights, "weight_table": table, "references": references,
+            "share_checks": checks}
+
+
+def train(data_globs, out_dir, seed: int = 42, lm_features=None) -> dict:
+    """Train all detectors on every English human/machine row and the ensemble on OOF scores;
+    family weights and share references come from leave-one-source-out scores."""
     t0 = time.perf_counter()
     rows, sha = load_rows(data_globs)
-    tr = [r for r in rows if _trainable(r)]
+    lm_all = load_lm_features(lm_features, rows) if lm_features else None
+    feats_all = featurize_stateless([r["text"] for r in rows], log=_log)
+    transfer = transfer_fit(rows, feats_all, lm_all, seed) if len({r["source"] for r in rows}) > 1 else None
+    keep = np.array([_trainable(r) for r in rows])
+    tr = [r for r, k in zip(rows, keep) if k]
     texts = [r["text"] for r in tr]
     y = np.array([r["label"] == "machine" for r in tr], dtype=int)
     groups = np.array([r["group"] for r in tr])
     sources = np.array([r["source"] for r in tr])
-    model, oof = fit_model(texts, y, groups, seed=seed, log=_log, sources=sources,
+    lm = None if lm_all is None else {k: v[keep] for k, v in lm_all.items()}
+    model, oof = fit_model(texts, y, groups, seed=seed, log=_log, sources=sources, lm=lm,
+                           features={k: v[keep] for k, v in feats_all.items()},
+                           weights=None if transfer is None else transfer["weights"],
                            meta={"training_data_sha256": sha, "trained_on": {
                                "files": [os.path.basename(f) for f in _expand(data_globs)],
                                "rows": len(tr), "human": int((y == 0).sum()), "machine": int((y == 1).sum()),
-                               "groups": int(len(np.unique(groups)))}})
+                               "groups": int(len(np.unique(groups))),
+                               "lm_scored_rows": 0 if lm is None else int(np.isfinite(lm[LM_FEATURES[0]]).sum())}})
+    if lm is not None:
+        model.meta["lm"] = {"n_tokens": LM_TOKENS, "features": list(LM_FEATURES)}
+    if transfer is not None:
+        model.ensemble.share = transfer["references"]
     model.meta["detector_version"] = _version(model)
     save_model(out_dir, model)
     from sklearn.metrics import roc_auc_score
 
-    oof_auc = {k: float(roc_auc_score(y, v)) for k, v in oof.items()}
+    oof_auc = {k: float(roc_auc_score(y[np.isfinite(v)], v[np.isfinite(v)])) for k, v in oof.items()}
     summary = {"out_dir": out_dir, "detector_version": model.detector_version, "seed": seed,
                "training_data_sha256": sha, "rows": len(tr), "dropped_rows": len(rows) - len(tr),
                "ensemble_weights": model.ensemble.get_state()[0]["weights"],
+               "share_reference_rms": {k: v.shift for k, v in model.ensemble.share.items()},
                "oof_auroc": oof_auc, "seconds": round(time.perf_counter() - t0, 1),
                "model_bytes": sum(os.path.getsize(os.path.join(out_dir, f)) for f in os.listdir(out_dir))}
     _log(json.dumps(summary, indent=1))
@@ -259,6 +363,10 @@ def _scopes(rows):
     for g in sorted(set(gen[lab == "machine"])):
         srcs = set(src[gen == g])
         add(f"generator: {g}", en_hm & ((gen == g) | (human & np.isin(src, list(srcs)))))
+    fam = np.array([generator_family(g) if l == "machine" else "" for g, l in zip(gen, lab)])
+    for f in ("base model", "2023 chat", "2024 chat"):
+        srcs = set(src[fam == f])
+        add(f"generators: {f}", en_hm & ((fam == f) | (human & np.isin(src, list(srcs)))))
     for d in sorted(set(dom[en_hm])):
         add(f"domain: {d}", en_hm & (dom == d))
     bucket = np.array([_length_bucket(n) for n in nw])
@@ -274,8 +382,9 @@ def _scopes(rows):
 
 
 # ---------------------------------------------------------------------------------- evaluation
-def _score_rows(model, rows, idx, feats):
-    """Detector scores + ensemble likelihood for rows[idx], reusing cached stateless features."""
+def _score_rows(model, rows, idx, feats, lm=None):
+    """Detector scores, each family's human z, and the ensemble likelihood (full stack and fast
+    stack) for rows[idx], reusing cached stateless features and LM statistics."""
     scores = {}
     texts = [rows[i]["text"] for i in idx]
     for name, det in model.detectors.items():
@@ -284,13 +393,21 @@ def _score_rows(model, rows, idx, feats):
     empty = np.array([len(t) == 0 for t in texts])
     for name in scores:
         scores[name][empty] = model.prior
-    scores["ensemble"] = model.likelihood({k: scores[k] for k in model.detector_names})
+    if lm is not None and model.has_lm:
+        scores[LM_FAMILY] = model.score_lm({k: v[idx] for k, v in lm.items()})
+    fam = {k: scores[k] for k in model.ensemble.detector_names}
+    scores["ensemble"] = model.likelihood(fam)
+    scores["ensemble_fast"] = model.likelihood(model.ensemble.fast_scores(fam))
+    if model.ensemble.method == "human_reference":
+        Z = model.ensemble.human_z(fam)
+        for j, k in enumerate(model.ensemble.detector_names):
+            scores["z." + k] = Z[:, j]
     return scores
 
 
-def _cross_scores(rows, feats, splits, seed, label):
+def _cross_scores(rows, feats, splits, seed, label, lm=None):
     n = len(rows)
-    out = {k: np.full(n, np.nan) for k in DETECTOR_NAMES + ["ensemble"]}
+    out = {}
     for fold_name, train_idx, test_idx in splits:
         t0 = time.perf_counter()
         train_idx = np.array([i for i in train_idx if _trainable(rows[i])])
@@ -299,10 +416,11 @@ def _cross_scores(rows, feats, splits, seed, label):
         groups = np.array([rows[i]["group"] for i in train_idx])
         sources = np.array([rows[i]["source"] for i in train_idx])
         sub = {k: v[train_idx] for k, v in feats.items()}
-        model, _ = fit_model(texts, y, groups, seed=seed, features=sub, sources=sources)
-        s = _score_rows(model, rows, test_idx, feats)
+        lm_sub = None if lm is None else {k: v[train_idx] for k, v in lm.items()}
+        model, _ = fit_model(texts, y, groups, seed=seed, features=sub, sources=sources, lm=lm_sub)
+        s = _score_rows(model, rows, test_idx, feats, lm)
         for k, v in s.items():
-            out[k][test_idx] = v
+            out.setdefault(k, np.full(n, np.nan))[test_idx] = v
         _log(f"[{label}] {fold_name}: trained on {len(train_idx)}, scored {len(test_idx)} "
              f"in {time.perf_counter() - t0:.0f}s")
     return out
@@ -315,25 +433,55 @@ def _fmt(x, pct=False):
 
 
 def _report(results):
+    names = results["scorers"]
     L = ["# Detector evaluation", "",
          f"Data sha256 `{results['data_sha256']}`; {results['rows']} rows. Training uses English "
-         "human/machine rows only; splits by `group`. Metrics: AUROC, TPR at 1% and 5% FPR "
+         "human/machine rows only; splits by `group` or by source. Metrics: AUROC, TPR at 1% and 5% FPR "
          "(machine = positive), unweighted over rows; – = fewer than 10 rows of a class. "
-         "`chat` = " + ", ".join(CHAT_GENERATORS) + ".", ""]
-    names = DETECTOR_NAMES + ["ensemble"]
+         "`chat` = " + ", ".join(CHAT_GENERATORS) + ". `ensemble_fast` is the stack without the LM; "
+         "`ensemble` adds it where LM statistics exist. Leave-one-source-out ensembles use the family "
+         f"weights that scheme chose ({_weights_text(results['weights'])}), calibrated on the other "
+         f"sources, at the default prior {results['prior']}.", ""]
+    if results.get("share"):
+        L += ["## Crawl share estimate on held-out sources", "",
+              "Crawls of 1,000 documents mixed from one source at a known machine share, estimated with "
+              "references built without that source (5 draws per source).", "",
+              "| stack | true share | mean error | mean abs error | worst abs error | interval covers | "
+              "estimate per source |", "|---|---:|---:|---:|---:|---:|---|"]
+        for r in results["share"]:
+            per = ", ".join(f"{k.split('/')[-1]} {v:.2f}" for k, v in r["by_source"].items())
+            L.append(f"| {r['stack']} | {r['true_share']:.0%} | {r['mean_error']:+.3f} | {r['mean_abs_error']:.3f} | "
+                     f"{r['worst_abs_error']:.3f} | {r['coverage']:.0%} | {per} |")
+        L.append("")
     for scheme, res in results["schemes"].items():
+        cols = [k for k in names if any(k in m for m in res["metrics"].values())]
         L += [f"## {scheme}", "", "AUROC per scope and scorer:", "",
-              "| scope | n human | n machine | " + " | ".join(names) + " |",
-              "|---|---:|---:|" + "---:|" * len(names)]
+              "| scope | n human | n machine | " + " | ".join(cols) + " |",
+              "|---|---:|---:|" + "---:|" * len(cols)]
         for scope, m in res["metrics"].items():
-            e = m["ensemble"]
+            e = m[cols[0]]
             L.append(f"| {scope} | {e['n_human']} | {e['n_machine']} | " +
-                     " | ".join(_fmt(m[k]["auroc"]) for k in names) + " |")
+                     " | ".join(_fmt(m[k]["auroc"]) if k in m else "–" for k in cols) + " |")
         L += ["", "TPR at 1% / 5% FPR per scope and scorer:", "",
-              "| scope | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+              "| scope | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
         for scope, m in res["metrics"].items():
             L.append(f"| {scope} | " + " | ".join(
-                f"{_fmt(m[k]['tpr@1%'], True)} / {_fmt(m[k]['tpr@5%'], True)}" for k in names) + " |")
+                f"{_fmt(m[k]['tpr@1%'], True)} / {_fmt(m[k]['tpr@5%'], True)}" if k in m else "–" for k in cols) + " |")
+        fpr = res.get("fpr_at_0.5") or {}
+        if fpr:
+            stacks = list(fpr)
+            L += ["", "Human texts at likelihood ≥ 0.5, per domain:", "",
+                  "| domain | n | " + " | ".join(stacks) + " |", "|---|---:|" + "---:|" * len(stacks)]
+            for d in fpr[stacks[0]]:
+                L.append(f"| {d} | {fpr[stacks[0]][d][0]} | " + " | ".join(
+                    _fmt(fpr[k].get(d, (0, None))[1], True) for k in stacks) + " |")
+        for k, r in (res.get("rules") or {}).items():
+            L += ["", f"Provenance rules on `{k}`: `synthetic` at p ≥ t mislabels this share of human texts "
+                  "and labels this share of machine texts; `human` at p ≤ t mislabels machine texts and "
+                  "labels human texts:", "", "| rule | t | error | labelled |", "|---|---:|---:|---:|"]
+            for label in ("synthetic", "human"):
+                for t, (err, cov) in r[label].items():
+                    L.append(f"| {label} | {t} | {_fmt(err, True)} | {_fmt(cov, True)} |")
         L += ["", f"Reliability of the ensemble (English human/machine rows; ECE {res['ece']:.3f}):", "",
               "| bin | n | mean predicted | observed machine share |", "|---|---:|---:|---:|"]
         for r in res["reliability"]:
@@ -347,54 +495,123 @@ def _report(results):
     return "\n".join(L)
 
 
-def evaluate(data_globs, model_dir=None, report_path=None, seed: int = 42, n_folds: int = 5) -> dict:
-    """Grouped k-fold CV and leave-one-source-out, retraining per fold; the given (or default)
-    model is also scored on all rows as a resubstitution sanity check (not a generalisation
-    estimate when it was trained on the same data)."""
+def _weights_text(weights):
+    return ", ".join(f"{k} {v:g}" for k, v in weights.items())
+
+
+def generator_family(generator):
+    """base model | 2023 chat | 2024 chat, by the model's release (for the evaluation's breakdown)."""
+    g = generator.lower()
+    if any(k in g for k in ("claude-3", "gpt-4o", "gpt-4-turbo", "gpt-4-0125", "gpt-4-1106", "gemini", "llama-3",
+                            "qwen")):
+        return "2024 chat"
+    if any(k in g for k in ("gpt-3.5", "chatgpt", "gpt-4", "llama-2", "text-davinci-003", "flan-t5")):
+        return "2023 chat"
+    return "base model"
+
+
+def calibrated_loso(raw, rows, prior):
+    """LOSO likelihoods: each source's raw scores calibrated by an isotonic fit on the other
+    sources' LOSO scores, then moved from that fit's machine share to `prior`."""
+    from sklearn.isotonic import IsotonicRegression
+
+    from corpus_audit.transforms.detectors.base import logit, sigmoid
+
+    src = np.array([r["source"] for r in rows])
+    y = np.array([r["label"] == "machine" for r in rows], dtype=int)
+    fit_rows = np.array([_trainable(r) for r in rows]) & np.isfinite(raw)
+    out = np.full(len(rows), np.nan)
+    for s in sorted(set(src)):
+        test, other = (src == s) & np.isfinite(raw), fit_rows & (src != s)
+        if not test.any() or not 0 < y[other].sum() < other.sum():
+            continue
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(raw[other], y[other])
+        p = np.clip(iso.predict(raw[test]), 1e-4, 1 - 1e-4)
+        out[test] = sigmoid(logit(p) - logit(y[other].mean()) + logit(prior))
+    return out
+
+
+def _share_table(references, checks):
+    """Per stack and true share: mean and worst |error| of the estimate on held-out sources, and
+    how often the shipped (widened) interval covers the truth."""
+    from corpus_audit.transforms.detectors.share import Z_95
+
+    table = []
+    for stack, rows in checks.items():
+        ref = references[stack]
+        for share in sorted({r["share"] for r in rows}):
+            sel = [r for r in rows if r["share"] == share]
+            err = np.array([r["estimate"] - share for r in sel])
+            lo = np.array([r["estimate"] - np.hypot(r["estimate"] - r["low"], Z_95 * ref.shift) for r in sel])
+            hi = np.array([r["estimate"] + np.hypot(r["high"] - r["estimate"], Z_95 * ref.shift) for r in sel])
+            table.append({"stack": stack, "true_share": share, "mean_abs_error": float(np.abs(err).mean()),
+                          "worst_abs_error": float(np.abs(err).max()), "mean_error": float(err.mean()),
+                          "coverage": float(((lo <= share) & (share <= hi)).mean()),
+                          "by_source": {src: round(float(np.mean([r["estimate"] for r in sel if r["source"] == src])), 3)
+                                        for src in sorted({r["source"] for r in sel})}})
+    return table
+
+
+def evaluate(data_globs, model_dir=None, report_path=None, seed: int = 42, n_folds: int = 5,
+             lm_features=None, cv=False) -> dict:
+    """Leave-one-source-out (retraining per fold; the family weights and share references it
+    chooses), optionally grouped k-fold CV, and the given (or default) model on all rows as a
+    resubstitution sanity check (not a generalisation estimate when it saw the same data)."""
+    from scipy.special import ndtr
     from sklearn.model_selection import GroupKFold
+
+    from corpus_audit.transforms.detectors.ensemble import DEFAULT_PRIOR
+    from corpus_audit.transforms.detectors.weights import combine
 
     t0 = time.perf_counter()
     rows, sha = load_rows(data_globs)
     texts = [r["text"] for r in rows]
     _log(f"evaluate: {len(rows)} rows")
     feats = featurize_stateless(texts, log=_log)
+    lm = load_lm_features(lm_features, rows) if lm_features else None
     groups = np.array([r["group"] for r in rows])
-    src = np.array([r["source"] for r in rows])
-    allidx = np.arange(len(rows))
-    splits_cv = [(f"fold {i}", tr, te) for i, (tr, te) in
-                 enumerate(GroupKFold(n_splits=n_folds).split(allidx, groups=groups))]
-    # Groups never span sources here; if they did, LOSO drops the held-out groups from training.
-    splits_loso = []
-    for s in sorted(set(src)):
-        te = np.flatnonzero(src == s)
-        held = set(groups[te])
-        tr = np.array([i for i in allidx if src[i] != s and groups[i] not in held])
-        splits_loso.append((f"held out {s}", tr, te))
-    scheme_scores = {f"grouped {n_folds}-fold CV": _cross_scores(rows, feats, splits_cv, seed, "cv")}
-    if len(splits_loso) > 1:
-        scheme_scores["leave-one-source-out"] = _cross_scores(rows, feats, splits_loso, seed, "loso")
+    transfer = transfer_fit(rows, feats, lm, seed)
+    loso = transfer["loso"]
+    names = [k[2:] for k in loso if k.startswith("z.")]
+    Z = np.column_stack([loso["z." + k] for k in names])
+    w = np.array([transfer["weights"][k] for k in names])
+    fast = [i for i, k in enumerate(names) if k != LM_FAMILY]
+    loso["ensemble_fast"] = calibrated_loso(ndtr(combine(Z[:, fast], w[fast])), rows, DEFAULT_PRIOR)
+    loso["ensemble"] = calibrated_loso(ndtr(combine(Z, w)), rows, DEFAULT_PRIOR)
+    scheme_scores = {"leave-one-source-out": loso}
+    if cv:
+        allidx = np.arange(len(rows))
+        splits_cv = [(f"fold {i}", tr, te) for i, (tr, te) in
+                     enumerate(GroupKFold(n_splits=n_folds).split(allidx, groups=groups))]
+        scheme_scores[f"grouped {n_folds}-fold CV"] = _cross_scores(rows, feats, splits_cv, seed, "cv", lm)
     model = load_model(model_dir) if model_dir else load_default_model()
-    res_scores = _score_rows(model, rows, allidx, {})
-    scheme_scores["given model on all rows (resubstitution)"] = res_scores
+    scheme_scores["given model on all rows (resubstitution)"] = _score_rows(model, rows, np.arange(len(rows)), {}, lm)
 
     scopes = _scopes(rows)
     lab = np.array([r["label"] for r in rows])
     en_hm = np.flatnonzero(np.array([_trainable(r) for r in rows]))
-    results = {"data_sha256": sha, "rows": len(rows), "model_version": model.detector_version, "schemes": {}}
+    scorers = DETECTOR_NAMES + ([LM_FAMILY] if LM_FAMILY in names else []) + ["ensemble_fast", "ensemble"]
+    results = {"data_sha256": sha, "rows": len(rows), "model_version": model.detector_version,
+               "scorers": scorers, "prior": DEFAULT_PRIOR, "weights": transfer["weights"],
+               "share": _share_table(transfer["references"], transfer["share_checks"]), "schemes": {}}
     for scheme, sc in scheme_scores.items():
         met = {}
         for scope, idx, y in scopes:
-            met[scope] = {k: metrics(y, sc[k][idx]) for k in DETECTOR_NAMES + ["ensemble"]}
-        rel, ece = reliability((lab[en_hm] == "machine").astype(int), sc["ensemble"][en_hm])
-        entry = {"metrics": met, "reliability": rel, "ece": ece}
+            met[scope] = {k: metrics(y[np.isfinite(sc[k][idx])], sc[k][idx][np.isfinite(sc[k][idx])])
+                          for k in scorers if k in sc}
+        e = sc["ensemble"][en_hm]
+        ok = np.isfinite(e)
+        rel, ece = reliability((lab[en_hm][ok] == "machine").astype(int), e[ok])
+        entry = {"metrics": met, "reliability": rel, "ece": ece, "fpr_at_0.5": _fpr_by_domain(rows, sc),
+                 "rules": _rule_errors(rows, sc)}
         mixed = np.flatnonzero(lab == "mixed")
         if len(mixed):
             mdoms = {rows[i]["domain"] for i in mixed}
-            hum = np.array([i for i in allidx if lab[i] == "human" and rows[i]["domain"] in mdoms], dtype=int)
+            hum = np.array([i for i in range(len(rows)) if lab[i] == "human" and rows[i]["domain"] in mdoms], dtype=int)
             e = sc["ensemble"]
-            entry["mixed"] = {"n": int(len(mixed)), "mean_mixed": float(e[mixed].mean()),
-                              "mean_human_same_domain": float(e[hum].mean()) if len(hum) else float("nan"),
-                              "share_ge_0.5": float((e[mixed] >= 0.5).mean())}
+            entry["mixed"] = {"n": int(len(mixed)), "mean_mixed": float(np.nanmean(e[mixed])),
+                              "mean_human_same_domain": float(np.nanmean(e[hum])) if len(hum) else float("nan"),
+                              "share_ge_0.5": float(np.nanmean(e[mixed] >= 0.5))}
         results["schemes"][scheme] = entry
     results["seconds"] = round(time.perf_counter() - t0, 1)
     md = _report(results)
@@ -404,6 +621,40 @@ def evaluate(data_globs, model_dir=None, report_path=None, seed: int = 42, n_fol
         with open(report_path, "w", encoding="utf-8") as f:
             f.write(md)
     return results
+
+
+def _rule_errors(rows, sc):
+    """What the provenance rules on the likelihood accept: for `synthetic` at p ≥ t the share of
+    human texts it mislabels and of machine texts it labels; for `human` at p ≤ t the reverse."""
+    y = np.array([r["label"] == "machine" for r in rows], dtype=int)
+    en = np.array([_trainable(r) for r in rows])
+    out = {}
+    for k in ("ensemble_fast", "ensemble"):
+        if k not in sc:
+            continue
+        v = sc[k]
+        ok = en & np.isfinite(v)
+        h, m = v[ok & (y == 0)], v[ok & (y == 1)]
+        out[k] = {"synthetic": {t: (float((h >= t).mean()), float((m >= t).mean())) for t in (0.5, 0.8, 0.9, 0.95)},
+                  "human": {t: (float((m <= t).mean()), float((h <= t).mean())) for t in (0.1, 0.05, 0.02, 0.01)}}
+    return out
+
+
+def _fpr_by_domain(rows, sc):
+    """Share of human texts at likelihood ≥ 0.5, per domain and pooled (English rows)."""
+    out = {}
+    dom = np.array([r["domain"] for r in rows])
+    human = np.array([r["label"] == "human" and r["language"] == "en" for r in rows])
+    for k in ("ensemble_fast", "ensemble"):
+        if k not in sc:
+            continue
+        v = sc[k]
+        ok = human & np.isfinite(v)
+        out[k] = {"pooled": (int(ok.sum()), float((v[ok] >= 0.5).mean()) if ok.any() else None)}
+        for d in sorted(set(dom[ok])):
+            m = ok & (dom == d)
+            out[k][d] = (int(m.sum()), float((v[m] >= 0.5).mean()))
+    return out
 
 
 if __name__ == "__main__":  # python -m corpus_audit.pipelines.train train|evaluate DATA... [--out DIR]

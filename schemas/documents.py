@@ -6,7 +6,7 @@ check the version stored in the file metadata instead of guessing from column na
 """
 import pyarrow as pa
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 
 _TS = pa.timestamp("ms", tz="UTC")
 
@@ -72,11 +72,24 @@ DETECTOR_SCORE_COLUMNS = [
     ("det_phrases", pa.float32(), True, "Tell-tale chat-model phrases (low weight): P(machine)."),
     ("is_english", pa.bool_(), True, "Stop-word check; detectors are trained on English text."),
 ]
+LM_COLUMNS = [
+    ("lm_logprob", pa.float32(), True,
+     "Language-model tier: mean log-probability of the first N tokens under the packaged small LM; "
+     "null where the LM did not score the document (--lm-detector off, or outside its sample)."),
+    ("lm_entropy", pa.float32(), True, "Mean entropy of the LM's next-token distribution over the same tokens."),
+    ("lm_curvature", pa.float32(), True,
+     "Fast-DetectGPT analytic sampling discrepancy (scoring model = sampling model)."),
+    ("lm_rank1", pa.float32(), True, "Share of tokens that are the LM's top-1 prediction."),
+    ("lm_rank10", pa.float32(), True, "Share of tokens within the LM's top 10 predictions."),
+    ("lm_logprob_std", pa.float32(), True, "Spread (standard deviation) of the token log-probabilities."),
+    ("det_lm", pa.float32(), True, "The LM family's score from the statistics above: P(machine)."),
+]
 ENSEMBLE_COLUMNS = [
     ("synthetic_likelihood", pa.float32(), True,
-     "Calibrated probability that the text is machine-written: equal-weight combination of the "
-     "detectors' quantiles among human text, calibrated, then hard "
-     "evidence (known-output copies) applied; null when the audit ran without detectors."),
+     "Calibrated probability that the text is machine-written: weighted combination of the "
+     "detector families' quantiles among human text (the LM's where it scored), calibrated, moved "
+     "to the audit's --prior, then hard evidence (known-output copies) applied; null when the "
+     "audit ran without detectors."),
     ("provenance", pa.string(), False, "human | human_edited | synthetic | unknown (decision table in the README)."),
     ("provenance_reason", pa.string(), False,
      "The rule that decided `provenance`, e.g. known_output_copy, crawled_before_chatgpt, too_short."),
@@ -115,10 +128,10 @@ def _schema(columns, kind):
 STAGED_SCHEMA = _schema(SOURCE_COLUMNS + [c for c in DEDUP_COLUMNS if c[0] == "too_short"]
                         + DETECTOR_SCORE_COLUMNS, "staged_documents")
 DOCUMENT_SCHEMA = _schema(SOURCE_COLUMNS + DEDUP_COLUMNS + KNOWN_OUTPUT_COLUMNS + DETECTOR_SCORE_COLUMNS
-                          + ENSEMBLE_COLUMNS, "documents")
+                          + LM_COLUMNS + ENSEMBLE_COLUMNS, "documents")
 DEAD_LETTER_SCHEMA = _schema(DEAD_LETTER_COLUMNS, "dead_letters")
 _BY_NAME = {c[0]: c for c in SOURCE_COLUMNS + DEDUP_COLUMNS + KNOWN_OUTPUT_COLUMNS + DETECTOR_SCORE_COLUMNS
-            + ENSEMBLE_COLUMNS}
+            + LM_COLUMNS + ENSEMBLE_COLUMNS}
 TRAINING_SCHEMA = _schema([_BY_NAME[name] for name in TRAINING_COLUMN_NAMES], "training_shard")
 
 

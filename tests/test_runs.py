@@ -98,7 +98,8 @@ def test_update_index_lets_the_next_run_name_copies_of_this_runs_synthetic_pages
     from corpus_audit.pipelines.index import add_run_to_index
 
     root, idx = tmp_path / "audits", tmp_path / "idx"
-    proc = run_cli("demo", "--output", root, "--run-id", "one", "--quiet", "--update-index", idx)
+    # the training mix as prior, so that the sample crawl has pages the detectors call synthetic
+    proc = run_cli("demo", "--output", root, "--run-id", "one", "--quiet", "--update-index", idx, "--prior", "0.5")
     docs = read_documents(root / "one").to_pylist()
     expected = {d["doc_id"] for d in docs if d["provenance"] == "synthetic" and d["is_representative"]
                 and d["known_match_kind"] != "near_copy"}
@@ -106,7 +107,7 @@ def test_update_index_lets_the_next_run_name_copies_of_this_runs_synthetic_pages
     again = add_run_to_index(str(root / "one"), "one", str(idx), AuditSettings(inputs=SAMPLE_INPUTS, output=None), [])
     assert again["already_added"] and again["added"] == 0
 
-    run_cli("demo", "--output", root, "--run-id", "two", "--quiet", "--known-outputs", idx)
+    run_cli("demo", "--output", root, "--run-id", "two", "--quiet", "--known-outputs", idx, "--prior", "0.5")
     matched = {d["doc_id"]: d for d in read_documents(root / "two").to_pylist()}
     for doc_id in expected:
         assert matched[doc_id]["known_match_kind"] == "near_copy"

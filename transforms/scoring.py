@@ -6,7 +6,9 @@ shard is written. Both load the model once per worker, in DoFn.setup().
 """
 import numpy as np
 
-from corpus_audit.schemas.documents import DETECTOR_NAMES
+from corpus_audit.schemas.documents import DETECTOR_NAMES, LM_COLUMNS
+
+LM_COLUMN_NAMES = [c[0] for c in LM_COLUMNS]
 
 DEFAULT_MODEL = "default"
 
@@ -24,19 +26,26 @@ def load_detector_model(spec):
     return model
 
 
-def ensemble_columns(model, batch, cols, start, stop, allow_domains, deny_domains):
-    """synthetic_likelihood, provenance, provenance_reason, detector_version for rows
-    start:stop of a shard; `batch` is the staged Arrow batch, `cols` the annotation columns."""
+def ensemble_columns(model, batch, cols, start, stop, allow_domains, deny_domains, lm=None, prior=None):
+    """synthetic_likelihood, provenance, provenance_reason, detector_version (and the LM columns
+    when `lm`, this batch's lm_* and det_lm, is given) for rows start:stop of a shard; `batch` is
+    the staged Arrow batch, `cols` the annotation columns. `share_bins` holds the combined
+    scores' histogram per stack for the crawl's share estimate."""
     from corpus_audit.transforms.detectors.provenance import decide_provenance
 
     n = stop - start
     similarity = cols["known_similarity"][start:stop]
     containment = cols["known_containment"][start:stop]
+    lm = lm if lm is not None else {k: np.full(n, np.nan) for k in LM_COLUMN_NAMES}
+    bins = {}
     if model is not None:
         scores = {name: batch.column("det_" + name).to_numpy(zero_copy_only=False).astype(np.float64)
                   for name in DETECTOR_NAMES}
+        if model.has_lm:
+            scores["lm"] = lm["det_lm"]
         likelihood = model.likelihood(scores, np.nan_to_num(similarity), np.nan_to_num(containment),
-                                      cols["cluster_size"][start:stop])
+                                      cols["cluster_size"][start:stop], prior=prior)
+        bins = share_bins(model, scores)
         english = batch.column("is_english").to_pylist()
         version = model.detector_version
     else:
@@ -48,10 +57,23 @@ def ensemble_columns(model, batch, cols, start, stop, allow_domains, deny_domain
         allow_domains=allow_domains, deny_domains=deny_domains,
         html_generator=batch.column("html_generator").to_pylist(),
         n_words=batch.column("n_words").to_pylist(), is_english=english)
-    return {"synthetic_likelihood": np.asarray(likelihood, dtype=np.float64),
+    return {**lm, "synthetic_likelihood": np.asarray(likelihood, dtype=np.float64),
             "provenance": np.asarray(provenance, dtype=object),
             "provenance_reason": np.asarray(reason, dtype=object),
-            "detector_version": np.full(n, version, dtype=object)}
+            "detector_version": np.full(n, version, dtype=object)}, bins
+
+
+def share_bins(model, scores):
+    """{stack: bin counts} of the combined score: "fast" over every document, "full" over the
+    documents the LM scored (the sample in --lm-detector sample)."""
+    ens = model.ensemble
+    out = {}
+    if "fast" in ens.share:
+        out["fast"] = ens.share["fast"].counts(ens.raw(ens.fast_scores(scores)))
+    full = ens.has_optional(scores)
+    if "full" in ens.share and full.any():
+        out["full"] = ens.share["full"].counts(ens.raw({k: v[full] for k, v in scores.items()}))
+    return out
 
 
 def read_domain_list(path):

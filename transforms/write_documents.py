@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from corpus_audit.schemas import DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA
+from corpus_audit.transforms.detectors.lm_stage import lm_columns, lm_selection
 from corpus_audit.transforms.clustering import ANNOTATION_CLUSTER, ANNOTATION_EXACT, ANNOTATION_RENAME
 from corpus_audit.transforms.known_outputs import ANNOTATION_KNOWN
 from corpus_audit.transforms.scoring import ensemble_columns, load_detector_model
@@ -75,7 +76,9 @@ def annotation_columns(doc_ids, annotations, known_checked):
 
 class WriteDocuments(beam.DoFn):
     def __init__(self, output_dir, staging_dir, num_shards, known_checked=False, detectors=None,
-                 allow_domains=(), deny_domains=()):
+                 allow_domains=(), deny_domains=(), lm=None, prior=None):
+        self.lm = lm  # LMOptions, or None for no LM tier
+        self.prior = prior
         self.output_dir = output_dir
         self.staging_dir = staging_dir
         self.num_shards = num_shards
@@ -86,6 +89,12 @@ class WriteDocuments(beam.DoFn):
 
     def setup(self):
         self.model = load_detector_model(self.detectors)
+        self.scorer = None
+        if self.model is not None and self.model.has_lm and self.lm is not None and self.lm.mode != "off":
+            from corpus_audit.transforms.detectors.lm import LMScorer
+
+            self.scorer = LMScorer(n_tokens=self.lm.tokens, n_threads=self.lm.threads,
+                                   n_gpu_layers=self.lm.gpu_layers)
 
     def process(self, element):
         started = time.perf_counter()
@@ -109,9 +118,10 @@ class WriteDocuments(beam.DoFn):
                 for batch in pf.iter_batches(batch_size=10_000):
                     stop = start + batch.num_rows
                     arrays = {name: batch.column(name) for name in batch.schema.names}
-                    scored = ensemble_columns(self.model, batch, cols, start, stop,
-                                              self.allow_domains, self.deny_domains)
-                    _count_scores(counts, scored)
+                    lm = self._lm_columns(batch, cols, start, stop, counts)
+                    scored, bins = ensemble_columns(self.model, batch, cols, start, stop,
+                                                    self.allow_domains, self.deny_domains, lm, self.prior)
+                    _count_scores(counts, scored, bins)
                     for name, values in {**cols, **scored}.items():
                         chunk = values[start:stop] if name in cols else values
                         mask = np.isnan(chunk) if chunk.dtype.kind == "f" else None
@@ -124,15 +134,32 @@ class WriteDocuments(beam.DoFn):
         final = documents_path(self.output_dir, shard_index, self.num_shards)
         tmp = FileSystems.join(self.staging_dir, f"final-{shard_index:06d}.parquet")
         write_atomically(final, tmp, write)
-        counts["stage_seconds.ensemble_and_write"] = time.perf_counter() - started
+        counts["stage_seconds.ensemble_and_write"] = time.perf_counter() - started - counts.get(
+            "stage_seconds.lm_detector", 0.0)
         yield counts
+
+    def _lm_columns(self, batch, cols, start, stop, counts):
+        """LM statistics and det_lm of the batch's selected documents (None without the LM tier)."""
+        if self.scorer is None:
+            return None
+        t0 = time.perf_counter()
+        selected = lm_selection(cols["doc_id"][start:stop], cols["is_representative"][start:stop],
+                                self.lm.mode, self.lm.sample_rate)
+        texts = batch.column("text").to_pylist() if selected.any() else [None] * (stop - start)
+        out = lm_columns(self.scorer, self.model, texts, selected)
+        _bump(counts, "lm_scored", int(selected.sum()))
+        counts["stage_seconds.lm_detector"] = counts.get("stage_seconds.lm_detector", 0.0) + time.perf_counter() - t0
+        return out
 
 
 def _bump(counts, key, n=1):
     counts[key] = counts.get(key, 0) + n
 
 
-def _count_scores(counts, scored):
+def _count_scores(counts, scored, bins):
+    for stack, values in bins.items():
+        for b in np.flatnonzero(values):
+            _bump(counts, f"share_bin.{stack}.{b:03d}", int(values[b]))
     likelihood = scored["synthetic_likelihood"]
     scored_rows = ~np.isnan(likelihood)
     _bump(counts, "likelihood_scored", int(scored_rows.sum()))

@@ -47,6 +47,10 @@ NEAR_COPY_FLOOR = 0.97
 CONTAINMENT_MIN = 0.3
 CONTAINMENT_CEILING = 0.97
 TIE_BREAK = 1e-3
+# The machine share a crawl is assumed to have when the audit is not told (`--prior`): the
+# training mix (about half machine) would call a human text synthetic on half the evidence a
+# mostly-human crawl needs. Chosen by measurement (README, "Detector quality").
+DEFAULT_PRIOR = 0.1
 REF_POINTS = 2048
 
 
@@ -125,8 +129,16 @@ class _NonNegLR:
 class Ensemble:
     def __init__(self, detector_names, coef=None, intercept=0.0, iso_x=None, iso_y=None,
                  cluster_weight=0.0, C=1.0, nonneg=False, stack_input="logit",
-                 equal_shrink=0.0, method="stack", ref=None, ref_n=0):
+                 equal_shrink=0.0, method="stack", ref=None, ref_n=0, optional=(), weights=None,
+                 iso_full_x=None, iso_full_y=None, calibration_prior=None, share=None):
         self.method = str(method)
+        self.optional = [k for k in optional if k in detector_names]
+        self.weights = None if weights is None else {k: float(weights[k]) for k in detector_names}
+        self.iso_full_x = None if iso_full_x is None else np.asarray(iso_full_x, dtype=np.float64)
+        self.iso_full_y = None if iso_full_y is None else np.asarray(iso_full_y, dtype=np.float64)
+        # machine share of the rows each calibration was fitted on: the prior it assumes
+        self.calibration_prior = dict(calibration_prior or {})
+        self.share = dict(share or {})  # {"fast" | "full": ShareReference}
         self.ref = ref  # {name: (x, cdf)} for method "human_reference"
         self.ref_n = int(ref_n)
         self.nonneg = bool(nonneg)
@@ -156,23 +168,47 @@ class Ensemble:
         cols = []
         for k in self.detector_names:
             x, cdf = self.ref[k]
-            s = np.asarray(det_scores[k], dtype=np.float64)
-            cols.append(ndtri(np.clip(np.interp(s, x, cdf, left=lo, right=1 - lo), lo, 1 - lo)))
+            s = np.asarray(det_scores[k], dtype=np.float64) if k in det_scores else None
+            if s is None:
+                cols.append(np.full(len(next(iter(det_scores.values()))), np.nan))
+                continue
+            z = ndtri(np.clip(np.interp(s, x, cdf, left=lo, right=1 - lo), lo, 1 - lo))
+            cols.append(np.where(np.isfinite(s), z, np.nan))
         return np.column_stack(cols)
 
     def raw(self, det_scores):
+        """Combined score; with method human_reference a family that did not score a document
+        (NaN, e.g. the LM outside its sample) drops out of that document's Stouffer sum."""
         if self.method == "human_reference":
             from scipy.special import ndtr
 
-            return ndtr(self.human_z(det_scores) @ self.coef / np.sqrt(self.coef @ self.coef))
+            Z = self.human_z(det_scores)
+            live = np.isfinite(Z)
+            num = np.where(live, Z, 0.0) @ self.coef
+            den = np.sqrt(live.astype(np.float64) @ (self.coef ** 2))
+            return ndtr(num / np.maximum(den, 1e-12))
         return sigmoid(self._matrix(det_scores) @ self.coef + self.intercept)
 
-    def calibrate(self, raw):
+    def has_optional(self, det_scores):
+        """Rows scored by every optional family (the LM): they use the full-stack calibration."""
+        n = len(next(iter(det_scores.values())))
+        if not self.optional:
+            return np.zeros(n, dtype=bool)
+        return np.all([np.isfinite(np.asarray(det_scores.get(k, np.full(n, np.nan)), dtype=np.float64))
+                       for k in self.optional], axis=0)
+
+    def calibrate(self, raw, full=None):
         raw = np.asarray(raw, dtype=np.float64)
         if self.iso_x is None or len(self.iso_x) == 0:
             return raw
         iso = np.interp(raw, self.iso_x, self.iso_y)
+        if full is not None and self.iso_full_x is not None and np.any(full):
+            iso = np.where(full, np.interp(raw, self.iso_full_x, self.iso_full_y), iso)
         return (1 - TIE_BREAK) * iso + TIE_BREAK * raw
+
+    def fast_scores(self, det_scores):
+        """The same scores with the optional families removed (the fast stack)."""
+        return {k: (np.full(len(v), np.nan) if k in self.optional else v) for k, v in det_scores.items()}
 
     def fit(self, det_scores, y, groups, sample_weight=None, seed=0, n_folds=5):
         """Stack on out-of-fold detector scores; isotonic calibration on nested OOF output."""
@@ -184,15 +220,28 @@ class Ensemble:
         w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         if self.method == "human_reference":
             human = y == 0
-            self.ref = {k: human_reference_table(np.asarray(det_scores[k], dtype=np.float64)[human], w[human])
-                        for k in self.detector_names}
+            self.ref = {}
+            for k in self.detector_names:
+                s = np.asarray(det_scores[k], dtype=np.float64)
+                ref = human & np.isfinite(s)
+                self.ref[k] = human_reference_table(s[ref], w[ref])
             self.ref_n = int(human.sum())
-            self.coef, self.intercept = np.ones(len(self.detector_names)), 0.0
-            oof = self.raw(det_scores)
-            # unweighted, like the stack's: calibrated for documents as they come, duplicates included
-            iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(oof, y)
-            self.iso_x = np.asarray(iso.X_thresholds_, dtype=np.float64)
-            self.iso_y = np.asarray(iso.y_thresholds_, dtype=np.float64)
+            self.coef = np.array([1.0 if self.weights is None else self.weights[k] for k in self.detector_names])
+            self.intercept = 0.0
+
+            def isotonic(raw, yy):
+                # unweighted, like the stack's: calibrated for documents as they come, duplicates included
+                iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(raw, yy)
+                return np.asarray(iso.X_thresholds_, np.float64), np.asarray(iso.y_thresholds_, np.float64)
+
+            oof = self.raw(self.fast_scores(det_scores))
+            self.iso_x, self.iso_y = isotonic(oof, y)
+            self.calibration_prior = {"fast": float(y.mean())}
+            full = self.has_optional(det_scores) if self.optional else np.zeros(len(y), dtype=bool)
+            if full.sum() >= 20 and 0 < y[full].sum() < full.sum():
+                oof_full = self.raw(det_scores)
+                self.iso_full_x, self.iso_full_y = isotonic(oof_full[full], y[full])
+                self.calibration_prior["full"] = float(y[full].mean())
             self.oof_raw = oof
             return self
         Z = self._matrix(det_scores)
@@ -215,8 +264,15 @@ class Ensemble:
         self.oof_raw = oof
         return self
 
-    def predict(self, det_scores, known_similarity=None, known_containment=None, cluster_size=None):
-        p = self.calibrate(self.raw(det_scores))
+    def predict(self, det_scores, known_similarity=None, known_containment=None, cluster_size=None, prior=None):
+        """Calibrated likelihood; `prior` (the crawl's expected machine share) replaces the
+        training mix the calibration assumes, by Bayes' rule on the odds."""
+        full = self.has_optional(det_scores)
+        p = self.calibrate(self.raw(det_scores), full)
+        if prior is not None:
+            assumed = np.where(full, self.calibration_prior.get("full", self.calibration_prior.get("fast", 0.5)),
+                               self.calibration_prior.get("fast", 0.5))
+            p = sigmoid(logit(p) - logit(assumed) + logit(np.full(len(p), float(prior))))
         if cluster_size is not None and self.cluster_weight != 0.0:
             cs = np.maximum(_evidence(cluster_size, len(p), 1.0), 1.0)
             p = sigmoid(logit(p) + self.cluster_weight * np.log(cs))
@@ -231,10 +287,18 @@ class Ensemble:
                       "reference_n": self.ref_n,
                       "combination": "Stouffer: Phi(sum w_k z_k / sqrt(sum w_k^2)), z_k = Phi^-1(F_human,k(s_k))",
                       "calibration": "isotonic on out-of-fold combined output, linear interpolation, tie-break 1e-3",
-                      "evidence": self._evidence_params()}
+                      "evidence": self._evidence_params(),
+                      "optional": self.optional, "calibration_prior": self.calibration_prior,
+                      "share": {}}
             arrays = {"coef": self.coef, "iso_x": self.iso_x, "iso_y": self.iso_y}
+            if self.iso_full_x is not None:
+                arrays["iso_full_x"], arrays["iso_full_y"] = self.iso_full_x, self.iso_full_y
             for k, (x, cdf) in self.ref.items():
                 arrays[f"ref_x.{k}"], arrays[f"ref_cdf.{k}"] = x, cdf
+            for stack, ref in sorted(self.share.items()):
+                sp, sa = ref.get_state(f"share.{stack}.")
+                params["share"][stack] = sp
+                arrays.update(sa)
             return params, arrays
         params = {"detector_names": self.detector_names, "intercept": self.intercept,
                   "weights": {k: float(c) for k, c in zip(self.detector_names, self.coef)},
@@ -255,9 +319,16 @@ class Ensemble:
             names = params["detector_names"]
             ref = {k: (np.asarray(arrays[f"ref_x.{k}"], float), np.asarray(arrays[f"ref_cdf.{k}"], float))
                    for k in names}
+            from .share import ShareReference
+
+            share = {stack: ShareReference.from_state(sp, arrays, f"share.{stack}.")
+                     for stack, sp in params.get("share", {}).items()}
             return cls(names, arrays["coef"], 0.0, arrays["iso_x"], arrays["iso_y"],
                        params["evidence"]["cluster_weight"], method="human_reference", ref=ref,
-                       ref_n=params["reference_n"])
+                       ref_n=params["reference_n"], optional=params.get("optional", ()),
+                       weights=params["weights"], iso_full_x=arrays.get("iso_full_x"),
+                       iso_full_y=arrays.get("iso_full_y"),
+                       calibration_prior=params.get("calibration_prior"), share=share)
         return cls(params["detector_names"], arrays["coef"], params["intercept"], arrays["iso_x"],
                    arrays["iso_y"], params["evidence"]["cluster_weight"], params.get("C", 1.0),
                    params.get("nonneg", False),

@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from .base import normalize_text, tokenize_batch
+from .base import LinearHead, normalize_text, tokenize_batch
 from .classifier import ClassifierDetector
 from .compression import CompressionDetector
 from .ensemble import Ensemble
@@ -25,6 +25,11 @@ FORMAT = "corpus-audit-detectors/1"
 DETECTOR_CLASSES = {c.name: c for c in (ClassifierDetector, StylometryDetector, WordfreqDetector,
                                         CompressionDetector, PhrasesDetector)}
 DETECTOR_NAMES = list(DETECTOR_CLASSES)
+# The language-model family (lm.py): its statistics are computed where a worker has the LM, and
+# this head turns them into det_lm. Optional in the ensemble: a document it did not score keeps
+# the fast stack's likelihood.
+LM_FAMILY = "lm"
+LM_FEATURES = ("lm_logprob", "lm_entropy", "lm_curvature", "lm_rank1", "lm_rank10", "lm_logprob_std")
 DEFAULT_MODEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "default_model")
 MIN_CHARS = 1  # texts with fewer non-space characters get the prior instead of detector scores
 
@@ -32,10 +37,24 @@ MIN_CHARS = 1  # texts with fewer non-space characters get the prior instead of 
 class DetectorModel:
     """Detectors and ensemble. Texts given to `score_detectors` are raw: they are normalised here."""
 
-    def __init__(self, detectors: dict, ensemble: Ensemble, meta: dict):
+    def __init__(self, detectors: dict, ensemble: Ensemble, meta: dict, lm_head: LinearHead | None = None):
         self.detectors = detectors
         self.ensemble = ensemble
         self.meta = dict(meta)
+        self.lm_head = lm_head
+
+    @property
+    def has_lm(self) -> bool:
+        return self.lm_head is not None
+
+    def score_lm(self, features: dict) -> np.ndarray:
+        """LM statistics {lm_*: array} → det_lm in [0, 1]; NaN where the LM did not score."""
+        X = np.column_stack([np.asarray(features[k], dtype=np.float64) for k in LM_FEATURES])
+        out = np.full(len(X), np.nan)
+        ok = np.all(np.isfinite(X), axis=1)
+        if self.lm_head is not None and ok.any():
+            out[ok] = self.lm_head.predict(X[ok])
+        return out
 
     @property
     def detector_names(self) -> list:
@@ -67,9 +86,10 @@ class DetectorModel:
         return out
 
     def likelihood(self, det_scores: dict, known_similarity=None, known_containment=None,
-                   cluster_size=None) -> np.ndarray:
-        """Calibrated likelihood in [0, 1] that each document is machine-written (see ensemble.py)."""
-        return self.ensemble.predict(det_scores, known_similarity, known_containment, cluster_size)
+                   cluster_size=None, prior=None) -> np.ndarray:
+        """Calibrated likelihood in [0, 1] that each document is machine-written (see ensemble.py);
+        `prior` is the machine share expected in the crawl (None: the training mix)."""
+        return self.ensemble.predict(det_scores, known_similarity, known_containment, cluster_size, prior)
 
     def predict(self, texts, known_similarity=None, known_containment=None, cluster_size=None):
         return self.likelihood(self.score_detectors(texts), known_similarity, known_containment, cluster_size)
@@ -85,6 +105,9 @@ def model_state(model: DetectorModel):
         p, a = det.get_state()
         params[name] = p
         arrays.update({f"{name}.{k}": np.asarray(v) for k, v in a.items()})
+    if model.lm_head is not None:
+        arrays.update({k: np.asarray(v) for k, v in model.lm_head.get_state(f"{LM_FAMILY}.").items()})
+        params[LM_FAMILY] = {"features": list(LM_FEATURES), "head": "standardise, logistic regression"}
     ep, ea = model.ensemble.get_state()
     arrays.update({f"ensemble.{k}": np.asarray(v) for k, v in ea.items()})
     for k, v in arrays.items():
@@ -118,9 +141,10 @@ def load_model(directory: str) -> DetectorModel:
         detectors[name] = DETECTOR_CLASSES[name].from_state(doc["detectors"][name], sub)
     ens = {k[len("ensemble."):]: v for k, v in arrays.items() if k.startswith("ensemble.")}
     ensemble = Ensemble.from_state(doc["ensemble"], ens)
-    meta = {k: doc[k] for k in ("detector_version", "training_data_sha256", "seed", "prior", "trained_on")
-            if k in doc}
-    return DetectorModel(detectors, ensemble, meta)
+    meta = {k: doc[k] for k in ("detector_version", "training_data_sha256", "seed", "prior", "trained_on",
+                                "lm") if k in doc}
+    lm_head = LinearHead.from_state(arrays, f"{LM_FAMILY}.") if f"{LM_FAMILY}.coef" in arrays else None
+    return DetectorModel(detectors, ensemble, meta, lm_head)
 
 
 _DEFAULT = None

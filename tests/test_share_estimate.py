@@ -1,0 +1,88 @@
+"""The crawl share estimate (detectors/share.py) and the family weight choice (detectors/weights.py)."""
+import numpy as np
+import pytest
+
+from corpus_audit.transforms.detectors.share import (ShareReference, fit_mixture, held_out_errors,
+                                                      source_balanced_weights)
+from corpus_audit.transforms.detectors.weights import choose_weights, combine
+
+
+def _scores(rng, n_h, n_m, shift=1.5):
+    """Human scores ~ N(0, 1), machine ~ N(shift, 1) on the probit scale, mapped to (0, 1)."""
+    from scipy.special import ndtr
+
+    return ndtr(np.r_[rng.normal(0, 1, n_h), rng.normal(shift, 1, n_m)]), np.r_[np.zeros(n_h), np.ones(n_m)].astype(int)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    s, y = _scores(np.random.default_rng(0), 20_000, 20_000)
+    return ShareReference.from_scores(s, y)
+
+
+@pytest.mark.parametrize("share", [0.0, 0.05, 0.2, 0.5])
+def test_mixture_recovers_known_share_and_interval_covers(reference, share):
+    rng = np.random.default_rng(int(share * 100) + 1)
+    n = 5000
+    s, _ = _scores(rng, n - int(share * n), int(share * n))
+    est = reference.estimate(reference.counts(s))
+    assert abs(est["value"] - share) < 0.03, est
+    assert est["low"] <= share <= est["high"], est
+    assert est["documents"] == n and est["low"] <= est["value"] <= est["high"]
+
+
+def test_counting_above_threshold_is_biased_where_the_mixture_is_not(reference):
+    """The reason for the estimator: a human-only crawl has many documents above 0.5."""
+    s, _ = _scores(np.random.default_rng(9), 4000, 0)
+    assert (s >= 0.5).mean() > 0.4
+    assert reference.estimate(reference.counts(s))["value"] < 0.02
+
+
+def test_interval_narrows_with_more_documents(reference):
+    rng = np.random.default_rng(3)
+    small = reference.estimate(reference.counts(_scores(rng, 160, 40)[0]))
+    large = reference.estimate(reference.counts(_scores(rng, 16_000, 4_000)[0]))
+    assert (large["high"] - large["low"]) < (small["high"] - small["low"]) / 3
+
+
+def test_shift_widens_the_interval_and_round_trips(reference):
+    s, _ = _scores(np.random.default_rng(4), 900, 100)
+    wide = ShareReference(reference.edges, reference.human, reference.machine, shift=0.05)
+    a, b = reference.estimate(reference.counts(s)), wide.estimate(wide.counts(s))
+    assert a["value"] == b["value"] and b["high"] - b["low"] > a["high"] - a["low"] + 0.1
+    params, arrays = wide.get_state("share.fast.")
+    back = ShareReference.from_state(params, arrays, "share.fast.")
+    assert back.estimate(back.counts(s)) == b
+
+
+def test_fit_mixture_is_a_maximum():
+    h, m = np.array([80.0, 15, 5]), np.array([5.0, 15, 80])
+    a, lo, hi, ll = fit_mixture(np.array([70, 15, 15]) * 10, h, m)
+    assert 0.05 < a < 0.2 and lo < a < hi and ll.argmax() == round(a * 2000)
+
+
+def test_held_out_errors_and_balanced_weights():
+    rng = np.random.default_rng(5)
+    parts = [_scores(rng, 400, 400, shift=1.5 + 0.2 * i) for i in range(3)]
+    s = np.concatenate([p[0] for p in parts])
+    y = np.concatenate([p[1] for p in parts])
+    src = np.repeat(["a", "b", "c"], 800)
+    rms, rows = held_out_errors(s, y, src, draws=2)
+    assert {r["source"] for r in rows} == {"a", "b", "c"} and len(rows) == 3 * 4 * 2
+    assert 0 < rms < 0.1
+    w = source_balanced_weights(np.r_[y, [0]], np.r_[src, ["d"]])
+    assert w[-1] == 1.0 and np.isclose(w[:400].sum(), 1.0)
+
+
+def test_combine_skips_missing_families_and_choose_weights_drops_noise():
+    rng = np.random.default_rng(6)
+    y = np.repeat([0, 1], 600)
+    src = np.tile(np.repeat(["a", "b", "c"], 200), 2)
+    good = rng.normal(0, 1, 1200) + 1.2 * y
+    noise = rng.normal(0, 1, 1200)
+    lm = np.where(np.arange(1200) % 2 == 0, rng.normal(0, 1, 1200) + 2.0 * y, np.nan)
+    Z = np.column_stack([good, noise, lm])
+    np.testing.assert_allclose(combine(Z[1::2], np.array([1.0, 1.0, 5.0])), (good[1::2] + noise[1::2]) / np.sqrt(2))
+    weights, table = choose_weights(Z, ["good", "noise", "lm"], y, src, optional=["lm"])
+    assert weights["good"] == 1.0 and weights["noise"] == 0.0 and weights["lm"] >= 1.0
+    assert len(table) == 3 * 5
