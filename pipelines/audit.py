@@ -202,21 +202,34 @@ def summarise(counts, shards, settings, seconds, index=None):
 
 
 def share_estimate(model, counts):
-    """The crawl's synthetic share {value, low, high, method, ...} from the combined-score
-    histograms the write pass counted: the LM-scored documents' when their interval is the
-    narrower (a large enough sample), else the fast stack's over every document."""
+    """The crawl's synthetic share {value, low, high, method, ...}. Near copies of known outputs
+    count as machine text; the share among the other documents is fitted on the histograms of
+    their combined detector score that the write pass counted: the LM-scored documents' when
+    their interval is the narrower (a large enough sample), else the fast stack's."""
     if model is None or not model.ensemble.share:
         return None
-    estimates = {}
-    for stack, ref in sorted(model.ensemble.share.items()):
+
+    def bins(stack, size):
+        out = np.zeros(size)
         prefix = f"share_bin.{stack}."
-        bins = np.zeros(len(ref.edges) + 1)
         for k, v in counts.items():
             if k.startswith(prefix):
-                bins[int(k[len(prefix):])] = v
-        est = ref.estimate(bins)
-        if est is not None:
-            estimates[stack] = {**est, "stack": "fast detectors" if stack == "fast" else "with the LM"}
+                out[int(k[len(prefix):])] = v
+        return out
+
+    known = bins("known", 1)[0]
+    rest = bins("fast", len(model.ensemble.share["fast"].edges) + 1).sum() if "fast" in model.ensemble.share else 0
+    total = known + rest
+    estimates = {}
+    for stack, ref in sorted(model.ensemble.share.items()):
+        est = ref.estimate(bins(stack, len(ref.edges) + 1))
+        if est is None or total == 0:
+            continue
+        scaled = {k: round((known + est[k] * rest) / total, 4)
+                  for k in ("value", "low", "high", "sampling_low", "sampling_high")}
+        estimates[stack] = {**est, **scaled, "documents": int(total), "fitted_documents": est["documents"],
+                            "known_output_copies": int(known),
+                            "stack": "fast detectors" if stack == "fast" else "with the LM"}
     if not estimates:
         return None
     best = min(estimates.values(), key=lambda e: (e["high"] - e["low"], e["stack"]))

@@ -189,6 +189,10 @@ def print_summary(summary, out=sys.stdout):
         print(f"synthetic         {synthetic['share_likelihood_ge_0_5']:.1%} of documents have "
               f"synthetic_likelihood >= 0.5 (mean {synthetic['mean_likelihood']:.3f}); provenance: {labels}",
               file=out)
+        est = synthetic.get("share_estimate")
+        if est:
+            print(f"synthetic share   {est['value']:.1%} estimated, 95 % interval {est['low']:.1%}-{est['high']:.1%} "
+                  f"({est['stack']}, {est['known_output_copies']} known copies; prior {synthetic['prior']})", file=out)
     known = summary.get("known_outputs")
     if known:
         kinds = ", ".join(f"{k} {v}" for k, v in known["matched_by_kind"].items()) or "none"

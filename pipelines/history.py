@@ -9,14 +9,16 @@ COLUMNS = [
     ("run_id", "run", "{}"),
     ("finished_at", "finished (UTC)", "{}"),
     ("documents", "documents", "{:,}"),
-    ("synthetic_share", "synthetic", "{:.1%}"),
+    ("share_estimate", "synthetic share", "{:.1%}"),
+    ("share_interval", "95 % interval", "{}"),
+    ("synthetic_share", "p >= 0.5", "{:.1%}"),
     ("mean_likelihood", "mean p", "{:.3f}"),
     ("duplicate_rate", "duplicates", "{:.1%}"),
     ("known_output_share", "known copies", "{:.1%}"),
     ("distinct_2", "distinct-2", "{:.3f}"),
     ("tail_mass", "tail mass", "{:.3f}"),
 ]
-TRENDED = ("synthetic_share", "duplicate_rate", "known_output_share", "distinct_2", "tail_mass")
+TRENDED = ("share_estimate", "synthetic_share", "duplicate_rate", "known_output_share", "distinct_2", "tail_mass")
 
 
 def add_arguments(p):
@@ -36,6 +38,8 @@ def headline(run, diversity=True):
         "run_id": run.run_id,
         "finished_at": run.finished_at.replace("+00:00", ""),
         "documents": docs,
+        "share_estimate": (synthetic.get("share_estimate") or {}).get("value"),
+        "share_interval": _interval(synthetic.get("share_estimate")),
         "synthetic_share": synthetic.get("share_likelihood_ge_0_5"),
         "mean_likelihood": synthetic.get("mean_likelihood"),
         "duplicate_rate": round(s.get("duplicates", 0) / docs, 6) if docs else None,
@@ -49,6 +53,10 @@ def headline(run, diversity=True):
         signals = collapse_signals(run)
         row["distinct_2"], row["tail_mass"] = signals.get("distinct_2"), signals.get("tail_mass")
     return row
+
+
+def _interval(estimate):
+    return None if not estimate else f"{estimate['low']:.1%}-{estimate['high']:.1%}"
 
 
 def trend(rows):

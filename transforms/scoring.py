@@ -7,6 +7,7 @@ shard is written. Both load the model once per worker, in DoFn.setup().
 import numpy as np
 
 from corpus_audit.schemas.documents import DETECTOR_NAMES, LM_COLUMNS
+from corpus_audit.transforms.detectors.ensemble import NEAR_COPY_SIMILARITY
 
 LM_COLUMN_NAMES = [c[0] for c in LM_COLUMNS]
 
@@ -45,7 +46,7 @@ def ensemble_columns(model, batch, cols, start, stop, allow_domains, deny_domain
             scores["lm"] = lm["det_lm"]
         likelihood = model.likelihood(scores, np.nan_to_num(similarity), np.nan_to_num(containment),
                                       cols["cluster_size"][start:stop], prior=prior)
-        bins = share_bins(model, scores)
+        bins = share_bins(model, scores, np.nan_to_num(similarity) >= NEAR_COPY_SIMILARITY)
         english = batch.column("is_english").to_pylist()
         version = model.detector_version
     else:
@@ -63,14 +64,16 @@ def ensemble_columns(model, batch, cols, start, stop, allow_domains, deny_domain
             "detector_version": np.full(n, version, dtype=object)}, bins
 
 
-def share_bins(model, scores):
-    """{stack: bin counts} of the combined score: "fast" over every document, "full" over the
-    documents the LM scored (the sample in --lm-detector sample)."""
+def share_bins(model, scores, near_copy):
+    """{stack: bin counts} of the combined score for the crawl's share estimate: "fast" over
+    every document, "full" over those the LM scored (the sample in --lm-detector sample), and
+    "known" the near copies of known outputs, which are machine text whatever the scores say."""
     ens = model.ensemble
-    out = {}
+    out = {"known": np.array([near_copy.sum()], dtype=np.float64)}
+    rest = ~near_copy
     if "fast" in ens.share:
-        out["fast"] = ens.share["fast"].counts(ens.raw(ens.fast_scores(scores)))
-    full = ens.has_optional(scores)
+        out["fast"] = ens.share["fast"].counts(ens.raw(ens.fast_scores({k: v[rest] for k, v in scores.items()})))
+    full = ens.has_optional(scores) & rest
     if "full" in ens.share and full.any():
         out["full"] = ens.share["full"].counts(ens.raw({k: v[full] for k, v in scores.items()}))
     return out
