@@ -10,12 +10,14 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from corpus_audit.pipelines import runs
 from corpus_audit.pipelines.local_runner import make_runner
 from corpus_audit.schemas import SCHEMA_VERSION
-from corpus_audit.transforms import known_index, known_outputs, shard_pass, shuffle_check
-from corpus_audit.transforms.clustering import NearDuplicateClusters
-from corpus_audit.transforms.ngram_filter import BuildNgramFilter
-from corpus_audit.transforms.scoring import load_detector_model, read_domain_list
-from corpus_audit.transforms.shard_io import expand_inputs
-from corpus_audit.transforms.write_documents import WriteDocuments, write_dead_letters
+from corpus_audit.transforms.audit import shard_pass, shuffle_check
+from corpus_audit.transforms.audit.write_documents import WriteDocuments, write_dead_letters
+from corpus_audit.transforms.dedup.clustering import NearDuplicateClusters
+from corpus_audit.transforms.detectors.scoring import load_detector_model, read_domain_list
+from corpus_audit.transforms.known import index as known_index
+from corpus_audit.transforms.known import matches as known_outputs
+from corpus_audit.transforms.known.ngram_filter import BuildNgramFilter
+from corpus_audit.transforms.read.shard_io import expand_inputs
 
 OUTPUT_PATTERNS = ("documents-*.parquet", "dead_letters-*.parquet", "audit.json", "audit.json.tmp",
                    "_SUCCESS.tmp")

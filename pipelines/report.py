@@ -13,7 +13,7 @@ the same numbers for machines.
 The documents are read column by column, file by file, through Beam's FileSystems (gs://,
 s3://, hdfs:// work), so memory stays bounded by the number of domains and months, not the
 number of documents. Collapse signals come from a bottom-k sample of documents
-(corpus_audit.transforms.collapse_signals), so they compare across runs of any size.
+(corpus_audit.transforms.report.collapse_signals), so they compare across runs of any size.
 
 Plots are drawn with matplotlib's Agg backend and embedded as base64 PNG: the page needs no
 JavaScript, stylesheet or font from anywhere and opens offline. matplotlib was chosen over a
@@ -97,7 +97,7 @@ def _write(path, data):
 
 def build_report(current, earlier=(), top_domains=10, sample_size=2000):
     """The report's numbers: {"current": stats, "compare": [stats of earlier runs, oldest first]}."""
-    from corpus_audit.transforms.collapse_signals import CollapseConfig
+    from corpus_audit.transforms.report.collapse_signals import CollapseConfig
 
     config = CollapseConfig(sample_size=sample_size, top_domains=top_domains)
     runs = sorted(earlier, key=lambda r: (r.finished_at, r.run_id))
@@ -226,7 +226,7 @@ def _month_rows(s):
 
 
 def _domain_section(s, top_n):
-    from corpus_audit.transforms.collapse_signals import top_domains
+    from corpus_audit.transforms.report.collapse_signals import top_domains
 
     top = top_domains(s.domain_docs, top_n)
 
@@ -303,7 +303,7 @@ def run_stats(run, top_n=10, config=None, label="--audit"):
     from apache_beam.io.filesystems import FileSystems
 
     from corpus_audit.pipelines.runs import AuditError
-    from corpus_audit.transforms.collapse_signals import collapse_signals
+    from corpus_audit.transforms.report.collapse_signals import collapse_signals
 
     detectors = None
     stats = None

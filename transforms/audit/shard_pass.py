@@ -15,13 +15,13 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from corpus_audit.schemas import STAGED_SCHEMA
-from corpus_audit.transforms import graph
+from corpus_audit.transforms.dedup import graph
+from corpus_audit.transforms.dedup.minhash import MinHasher, exact_key
 from corpus_audit.transforms.detectors.base import guess_is_english
-from corpus_audit.transforms.known_index import NgramSampler
-from corpus_audit.transforms.minhash import MinHasher, exact_key
-from corpus_audit.transforms.readers import read_shard
-from corpus_audit.transforms.records import is_dead_letter
-from corpus_audit.transforms.scoring import load_detector_model
+from corpus_audit.transforms.detectors.scoring import load_detector_model
+from corpus_audit.transforms.known.index import NgramSampler
+from corpus_audit.transforms.read.readers import read_shard
+from corpus_audit.transforms.read.records import is_dead_letter
 
 DEAD = "dead_letters"
 BANDS = "bands"
