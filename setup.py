@@ -5,13 +5,15 @@ top level); they install as corpus_audit.transforms, corpus_audit.pipelines and
 corpus_audit.schemas so nothing generic-sounding lands at the top of site-packages. This
 file is also what Beam's --setup_file ships to remote workers.
 """
-from setuptools import setup
+from setuptools import find_packages, setup
 
 PACKAGES = {
     "corpus_audit.transforms": "transforms",
     "corpus_audit.pipelines": "pipelines",
     "corpus_audit.schemas": "schemas",
 }
+# Every subpackage (one per stage under transforms/), named as it is installed.
+SUBPACKAGES = [f"{name}.{sub}" for name, src in PACKAGES.items() for sub in sorted(find_packages(src))]
 
 setup(
     name="corpus-audit",
@@ -22,7 +24,7 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=list(PACKAGES) + ["corpus_audit.transforms.detectors"],
+    packages=list(PACKAGES) + SUBPACKAGES,
     package_dir=PACKAGES,
     package_data={"corpus_audit.pipelines": ["sample_crawl/*", "sample_crawl/known_outputs/*"],
                   "corpus_audit.transforms.detectors": ["default_model/*"]},

@@ -2,6 +2,7 @@
 import json
 import sys
 import time
+from contextlib import nullcontext
 
 import apache_beam as beam
 import numpy as np
@@ -11,12 +12,15 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from corpus_audit.pipelines import runs
 from corpus_audit.pipelines.local_runner import make_runner
 from corpus_audit.schemas import SCHEMA_VERSION
-from corpus_audit.transforms import known_index, known_outputs, shard_pass, shuffle_check
-from corpus_audit.transforms.clustering import NearDuplicateClusters
-from corpus_audit.transforms.ngram_filter import BuildNgramFilter
-from corpus_audit.transforms.scoring import load_detector_model, read_domain_list
-from corpus_audit.transforms.shard_io import expand_inputs
-from corpus_audit.transforms.write_documents import WriteDocuments, write_dead_letters
+from corpus_audit.transforms.audit import shard_pass, shuffle_check
+from corpus_audit.transforms.audit.progress import RunProgress
+from corpus_audit.transforms.audit.write_documents import WriteDocuments, write_dead_letters
+from corpus_audit.transforms.dedup.clustering import NearDuplicateClusters
+from corpus_audit.transforms.detectors.scoring import load_detector_model, read_domain_list
+from corpus_audit.transforms.known import index as known_index
+from corpus_audit.transforms.known import matches as known_outputs
+from corpus_audit.transforms.known.ngram_filter import BuildNgramFilter
+from corpus_audit.transforms.read.shard_io import expand_inputs
 
 OUTPUT_PATTERNS = ("documents-*.parquet", "dead_letters-*.parquet", "audit.json", "audit.json.tmp",
                    "_SUCCESS.tmp")
@@ -55,9 +59,10 @@ def existing_outputs(output_dir):
     return found
 
 
-def build_pipeline(p, shards, output_dir, staging_dir, settings, index=None):
+def build_pipeline(p, shards, output_dir, staging_dir, settings, index=None, progress_tally=None):
     """The audit graph. `shards` is the sorted list of input paths; `index` is
-    (directory, manifest) of the known-output index, or None."""
+    (directory, manifest) of the known-output index, or None; `progress_tally` is the
+    driver's progress file when the workers share its machine."""
     cfg = settings.minhash
     n = len(shards)
     entries, side = None, {}
@@ -80,6 +85,7 @@ def build_pipeline(p, shards, output_dir, staging_dir, settings, index=None):
                  staging_dir, cfg, settings.partitions, settings.max_doc_bytes, n,
                  fmt=settings.format, progress=settings.progress,
                  ngram_config=settings.ngram if index else None, detectors=settings.detectors,
+                 progress_tally=progress_tally,
              ), **side).with_outputs(*shard_pass.OUTPUTS, main=shard_pass.BANDS))
 
     bands, sigs = stage[shard_pass.BANDS], stage[shard_pass.SIGS]
@@ -288,8 +294,12 @@ def run_audit(settings, beam_args):
     options = PipelineOptions(beam_args)
     try:
         index = open_known_outputs(settings, beam_args, output_dir)
-        with beam.Pipeline(runner=make_runner(options), options=options) as p:
-            counts_path = build_pipeline(p, shards, output_dir, staging_dir, settings, index)
+        runner = make_runner(options)
+        # The local runner's workers share this machine, so the driver can sum their progress.
+        with RunProgress(len(shards)) if settings.progress and runner is not None else nullcontext() as progress:
+            with beam.Pipeline(runner=runner, options=options) as p:
+                counts_path = build_pipeline(p, shards, output_dir, staging_dir, settings, index,
+                                             progress_tally=progress.path if progress else None)
         shuffles = shuffle_check.check(p.result)
         counts = json.loads(_read_text(counts_path))
         summary = summarise(counts, shards, settings, time.monotonic() - start, index)

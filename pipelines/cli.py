@@ -25,13 +25,13 @@ logging.getLogger().addFilter(_DropOptionalGcpWarning())
 logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(logging.ERROR)
 
 from corpus_audit.pipelines.runs import AuditError, default_run_id
-from corpus_audit.transforms.known_index import KnownIndexError, NgramConfig
-from corpus_audit.transforms.shuffle_check import ShuffleLost
-from corpus_audit.transforms.minhash import MinHashConfig
-from corpus_audit.transforms.records import DEFAULT_MAX_DOC_BYTES
+from corpus_audit.transforms.audit.shuffle_check import ShuffleLost
+from corpus_audit.transforms.dedup.minhash import MinHashConfig
+from corpus_audit.transforms.known.index import KnownIndexError, NgramConfig
+from corpus_audit.transforms.read.records import DEFAULT_MAX_DOC_BYTES
+from corpus_audit.transforms.read.shard_io import FORMATS
 from corpus_audit.transforms.detectors.ensemble import DEFAULT_PRIOR
 from corpus_audit.transforms.detectors.lm_stage import LM_MODES, LMOptions
-from corpus_audit.transforms.shard_io import FORMATS
 
 SAMPLE_DIR = os.path.join(os.path.dirname(__file__), "sample_crawl")
 SAMPLE_INPUTS = [os.path.join(SAMPLE_DIR, "*.warc*"), os.path.join(SAMPLE_DIR, "*.jsonl*")]
@@ -274,7 +274,7 @@ def build_parser():
 
 def _index_command(args, beam_args):
     from corpus_audit.pipelines.index import build_or_add, index_info
-    from corpus_audit.transforms.known_index import models_of, read_manifest
+    from corpus_audit.transforms.known.index import models_of, read_manifest
 
     if args.index_command == "info":
         print(json.dumps(index_info(args.index), indent=2))

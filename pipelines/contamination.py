@@ -47,9 +47,9 @@ def open_target(path, ngram_size=None):
     from apache_beam.io.filesystems import FileSystems
 
     from corpus_audit.pipelines.runs import AuditError, resolve_run
-    from corpus_audit.transforms import known_index as ki
-    from corpus_audit.transforms.contamination import NgramSpec
-    from corpus_audit.transforms.minhash import MinHashConfig
+    from corpus_audit.transforms.known import index as ki
+    from corpus_audit.transforms.curate.contamination import NgramSpec
+    from corpus_audit.transforms.dedup.minhash import MinHashConfig
 
     path = path.rstrip("/")
     if FileSystems.exists(ki.manifest_path(path)):
@@ -105,7 +105,7 @@ def _make_scan(kind, spec, cfg, threshold):
         Text is read and hashed here and never leaves the worker."""
 
         def setup(self):
-            from corpus_audit.transforms.minhash import MinHasher
+            from corpus_audit.transforms.dedup.minhash import MinHasher
 
             self.sampler = spec.sampler()
             self.hasher = MinHasher(cfg) if cfg is not None else None
@@ -117,7 +117,7 @@ def _make_scan(kind, spec, cfg, threshold):
             import pyarrow.parquet as pq
             from apache_beam.io.filesystems import FileSystems
 
-            from corpus_audit.transforms import contamination as ct
+            from corpus_audit.transforms.curate import contamination as ct
 
             path, group = unit
             columns = (["doc_id", "url", "domain", "text"] if kind == "audit"
@@ -147,7 +147,7 @@ def _make_scan(kind, spec, cfg, threshold):
 def _merge_evidence():
     import apache_beam as beam
 
-    from corpus_audit.transforms.contamination import Evidence
+    from corpus_audit.transforms.curate.contamination import Evidence
 
     class MergeEvidence(beam.CombineFn):
         """Evidence is bounded by the benchmark's size, so it combines globally (with
@@ -174,7 +174,7 @@ def _merge_evidence():
 
 def _write_report(ev, bench, kind, settings, out_path):
     from corpus_audit.pipelines.runs import write_json
-    from corpus_audit.transforms.contamination import finalise
+    from corpus_audit.transforms.curate.contamination import finalise
 
     items, bad = bench.items, bench.bad
     results, summaries = finalise(items, bad, bench, ev, settings["threshold"], kind,
@@ -192,15 +192,15 @@ def _write_report(ev, bench, kind, settings, out_path):
 
 
 def _load_benchmarks(paths, spec, cfg):
-    from corpus_audit.transforms.contamination import load_benchmarks
+    from corpus_audit.transforms.curate.contamination import load_benchmarks
 
     return load_benchmarks(list(paths), spec, cfg)
 
 
 def check(args, beam_args):
     """Everything that can fail before the pipeline: returns the prepared inputs."""
-    from corpus_audit.transforms.contamination import ContaminationError, read_benchmarks
-    from corpus_audit.transforms.shard_io import expand_inputs
+    from corpus_audit.transforms.curate.contamination import ContaminationError, read_benchmarks
+    from corpus_audit.transforms.read.shard_io import expand_inputs
 
     if not 0 < args.threshold <= 1:
         raise ValueError(f"--threshold {args.threshold}: must be in (0, 1]")
@@ -226,7 +226,7 @@ def run(args, beam_args):
     from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
     from corpus_audit.pipelines.local_runner import make_runner
-    from corpus_audit.transforms.contamination import MIN_NGRAMS, format_table
+    from corpus_audit.transforms.curate.contamination import MIN_NGRAMS, format_table
 
     start = time.monotonic()
     options = PipelineOptions(beam_args)

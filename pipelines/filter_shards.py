@@ -21,7 +21,7 @@ BATCH_ROWS = 4096
 
 
 def add_arguments(p):
-    from corpus_audit.transforms.training_filter import DEDUP_CHOICES, FORMATS, FilterConfig
+    from corpus_audit.transforms.curate.training_filter import DEDUP_CHOICES, FORMATS, FilterConfig
 
     d = FilterConfig()
     p.add_argument("--audit", required=True, help="an audit run directory, or a root of runs (its newest run)")
@@ -62,7 +62,7 @@ def _file_version(pf):
 
 def plan_file(element, config):
     """Counts and droppable ranking keys of one audit file (decision columns only)."""
-    from corpus_audit.transforms import training_filter as tf
+    from corpus_audit.transforms.curate import training_filter as tf
 
     index, path = element
     pf = _open_table_file(path)
@@ -105,7 +105,7 @@ class WritePieces:
         from apache_beam.io.filesystems import FileSystems
 
         from corpus_audit.schemas import TRAINING_SCHEMA
-        from corpus_audit.transforms import training_filter as tf
+        from corpus_audit.transforms.curate import training_filter as tf
 
         index, path, offset = element
         pf = _open_table_file(path)
@@ -167,8 +167,8 @@ class AssembleShard:
         from apache_beam.io.filesystems import FileSystems
 
         from corpus_audit.schemas import TRAINING_SCHEMA
-        from corpus_audit.transforms.training_filter import shard_name
-        from corpus_audit.transforms.write_documents import write_atomically
+        from corpus_audit.transforms.curate.training_filter import shard_name
+        from corpus_audit.transforms.audit.write_documents import write_atomically
 
         shard, pieces = element
         pieces = sorted(pieces)
@@ -205,7 +205,7 @@ def write_dropped(element, output_dir):
     import pyarrow.parquet as pq
     from apache_beam.io.filesystems import FileSystems
 
-    from corpus_audit.transforms.write_documents import write_atomically
+    from corpus_audit.transforms.audit.write_documents import write_atomically
 
     index, rows = element
     table = pa.table({"doc_id": [r[0] for r in rows], "reason": [r[1] for r in rows]})
@@ -255,7 +255,7 @@ def filter_audit(audit, output_dir, config, beam_args, overwrite=False, progress
 
     from corpus_audit.pipelines.runs import AuditError, read_json, remove_dir, resolve_run
     from corpus_audit.schemas import SCHEMA_VERSION
-    from corpus_audit.transforms import training_filter as tf
+    from corpus_audit.transforms.curate import training_filter as tf
 
     beam = _beam()
     run = resolve_run(audit)
@@ -355,7 +355,7 @@ def filter_audit(audit, output_dir, config, beam_args, overwrite=False, progress
 
 
 def run(args, beam_args):
-    from corpus_audit.transforms.training_filter import FilterConfig
+    from corpus_audit.transforms.curate.training_filter import FilterConfig
 
     config = FilterConfig(max_synthetic_share=args.max_synthetic_share, threshold=args.threshold,
                           drop_known_matches=args.drop_known_matches, dedup=args.dedup, format=args.format,

@@ -48,7 +48,7 @@ def headline(run, diversity=True):
         "tail_mass": None,
     }
     if diversity and docs:
-        from corpus_audit.transforms.collapse_signals import collapse_signals
+        from corpus_audit.transforms.report.collapse_signals import collapse_signals
 
         signals = collapse_signals(run)
         row["distinct_2"], row["tail_mass"] = signals.get("distinct_2"), signals.get("tail_mass")

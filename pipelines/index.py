@@ -14,13 +14,13 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from corpus_audit.pipelines.local_runner import make_runner
 from corpus_audit.schemas import DEAD_LETTER_SCHEMA
-from corpus_audit.transforms import known_index as ki
-from corpus_audit.transforms.minhash import MinHasher
-from corpus_audit.transforms.readers import read_shard
-from corpus_audit.transforms.records import dead_letter, is_dead_letter
-from corpus_audit.transforms.shard_io import expand_inputs
-from corpus_audit.transforms.shard_pass import PARQUET_COMPRESSION
-from corpus_audit.transforms.write_documents import dead_letter_sort_key
+from corpus_audit.transforms.audit.shard_pass import PARQUET_COMPRESSION
+from corpus_audit.transforms.audit.write_documents import dead_letter_sort_key
+from corpus_audit.transforms.dedup.minhash import MinHasher
+from corpus_audit.transforms.known import index as ki
+from corpus_audit.transforms.read.readers import read_shard
+from corpus_audit.transforms.read.records import dead_letter, is_dead_letter
+from corpus_audit.transforms.read.shard_io import expand_inputs
 
 BATCH = 1000
 

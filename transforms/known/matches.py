@@ -5,7 +5,7 @@ every worker):
 
 - near copies: index entries take part in the same LSH band shuffle as the documents; each
   (document, entry) candidate is verified on the whole signature in the same joins as
-  near-duplicate candidates (`clustering.py`), giving `known_similarity`;
+  near-duplicate candidates (`dedup/clustering.py`), giving `known_similarity`;
 - pasted passages: sampled word 8-grams of documents and entries meet in a shuffle on the
   n-gram hash; the share of a document's samples found in any output is
   `known_containment`, and the output sharing the most samples is the one it copies.
@@ -17,11 +17,11 @@ import numpy as np
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from corpus_audit.transforms import graph
-from corpus_audit.transforms import known_index as ki
-from corpus_audit.transforms.clustering import _by_shard, _concat, _tag
-from corpus_audit.transforms.minhash import MinHasher
-from corpus_audit.transforms.shuffle_check import CountedGroupByKey
+from corpus_audit.transforms.audit.shuffle_check import CountedGroupByKey
+from corpus_audit.transforms.dedup import graph
+from corpus_audit.transforms.dedup.clustering import _by_shard, _concat, _tag
+from corpus_audit.transforms.dedup.minhash import MinHasher
+from corpus_audit.transforms.known import index as ki
 
 ANNOTATION_KNOWN = "known"
 KIND_NEAR_COPY = "near_copy"

@@ -10,8 +10,8 @@ import pytest
 import zstandard
 
 from conftest import WARC_DIR, WAT, write_jsonl
-from corpus_audit.transforms.readers import read_shard
-from corpus_audit.transforms.shard_io import detect_format, expand_inputs
+from corpus_audit.transforms.read.readers import read_shard
+from corpus_audit.transforms.read.shard_io import detect_format, expand_inputs
 
 
 def rows_of(path, fmt=None, **kw):
@@ -287,7 +287,7 @@ def test_parquet_value_python_cannot_hold_costs_only_its_row(tmp_path):
 
 
 def test_dates_outside_the_utc_range_are_dropped():
-    from corpus_audit.transforms.records import parse_date
+    from corpus_audit.transforms.read.records import parse_date
     # Stored fine as a Parquet timestamp, then unreadable by every later stage.
     assert parse_date("0001-01-01T00:00:00+14:00") is None
     assert parse_date("9999-12-31T23:59:59-12:00") is None
@@ -371,7 +371,7 @@ def test_wrong_content_length_does_not_swallow_the_records_after_it(tmp_path):
 def test_deeply_nested_html_is_extracted_in_bounded_time():
     import time
 
-    from corpus_audit.transforms import html_text
+    from corpus_audit.transforms.read import html_text
 
     page = ("<div>" * 20_000 + "<p>the text inside</p>" + "</div>" * 20_000).encode()
     start = time.monotonic()

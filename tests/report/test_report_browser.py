@@ -4,7 +4,7 @@ The page must load from file:// with no console error and no network request, sh
 plot with a non-zero rendered size, and show the numbers of report.json. `make test`
 installs chromium and chromium-driver first (Makefile target `browser`).
 
-Also a tool: `python tests/test_report_browser.py REPORT.html OUT.png` writes the
+Also a tool: `python tests/report/test_report_browser.py REPORT.html OUT.png` writes the
 screenshot used in the README (docs/report.png).
 """
 import json

@@ -1,6 +1,6 @@
 import numpy as np
 
-from corpus_audit.transforms.minhash import MinHashConfig, MinHasher, jaccard
+from corpus_audit.transforms.dedup.minhash import MinHashConfig, MinHasher, jaccard
 
 
 def test_signatures_are_seeded_and_deterministic(real_texts):

@@ -10,13 +10,13 @@ records before it are kept.
 import json
 import posixpath
 
-from corpus_audit.transforms import html_text
-from corpus_audit.transforms.records import (
+from corpus_audit.transforms.read import html_text
+from corpus_audit.transforms.read.records import (
     DEFAULT_MAX_DOC_BYTES,
     dead_letter,
     make_document,
 )
-from corpus_audit.transforms.shard_io import (
+from corpus_audit.transforms.read.shard_io import (
     GZIP_MAGIC,
     ZstdReader,
     detect_format,

@@ -13,7 +13,7 @@ The pure cores of `corpus-audit contamination`, usable without Beam:
   not by the crawl, so it combines globally;
 - `finalise` turns the merged evidence into per-item results and per-benchmark summaries.
 
-Tokens and n-gram hashes are the audit's (`tokens.word_hashes`, `known_index.NgramSampler`):
+Tokens and n-gram hashes are the audit's (`tokens.word_hashes`, `known.index.NgramSampler`):
 words are letter/digit runs, lower-cased; an n-gram is a run of `ngram_size` words. Against
 an index only the n-grams whose hash is 0 modulo `ngram_sample` exist, so items are sampled
 by the same rule and containment is the share of the item's *sampled* n-grams found.
@@ -26,8 +26,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from corpus_audit.transforms.known_index import NgramConfig, NgramSampler
-from corpus_audit.transforms.tokens import ngram_hashes, word_hashes
+from corpus_audit.transforms.dedup.tokens import ngram_hashes, word_hashes
+from corpus_audit.transforms.known.index import NgramConfig, NgramSampler
 
 # An item whose text is `text`, or (common evaluation formats: MMLU, ARC, HellaSwag, GSM8K,
 # SQuAD, TriviaQA, HumanEval, PIQA, BoolQ, WinoGrande, NLI sets, instruction sets) the
@@ -281,7 +281,7 @@ class BenchmarkNgrams:
             self._add_signatures(items, minhash_config)
 
     def _add_signatures(self, items, cfg):
-        from corpus_audit.transforms.minhash import MinHasher
+        from corpus_audit.transforms.dedup.minhash import MinHasher
 
         hasher = MinHasher(cfg)
         shingles = [hasher.shingles(it.text) for it in items]

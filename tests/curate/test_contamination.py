@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import run_cli, write_jsonl
-from corpus_audit.transforms import contamination as ct
+from corpus_audit.transforms.curate import contamination as ct
 
 EDIT_WORDS = ["really", "quite", "new", "very", "often"]
 

@@ -3,7 +3,7 @@ import apache_beam as beam
 
 from conftest import write_jsonl
 from corpus_audit.pipelines.cli import main
-from corpus_audit.transforms import shuffle_check
+from corpus_audit.transforms.audit import shuffle_check
 
 
 def test_unbalanced_names_each_shuffle_that_lost_or_gained_values():

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import read_documents, run_cli
-from corpus_audit.transforms import training_filter as tf
+from corpus_audit.transforms.curate import training_filter as tf
 
 
 def test_max_flagged_is_the_exact_bound():

@@ -17,7 +17,7 @@ import pytest
 import xxhash
 from conftest import read_audit, read_documents, run_cli, run_path, write_jsonl
 
-from corpus_audit.transforms.collapse_signals import CollapseConfig, _sample_rows, collapse_signals
+from corpus_audit.transforms.report.collapse_signals import CollapseConfig, _sample_rows, collapse_signals
 
 PLOT_IDS = ("likelihood", "domains", "months", "provenance", "clusters", "known", "detectors", "collapse")
 

@@ -6,8 +6,8 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from corpus_audit.transforms import graph
-from corpus_audit.transforms.clustering import NearDuplicateClusters
+from corpus_audit.transforms.dedup import graph
+from corpus_audit.transforms.dedup.clustering import NearDuplicateClusters
 
 U = np.uint64
 

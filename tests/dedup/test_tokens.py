@@ -2,7 +2,7 @@ import re
 
 import numpy as np
 
-from corpus_audit.transforms.tokens import count_words, word_hashes
+from corpus_audit.transforms.dedup.tokens import count_words, word_hashes
 
 
 def test_words_split_on_ascii_and_unicode_punctuation():

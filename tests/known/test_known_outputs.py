@@ -91,7 +91,7 @@ def test_audit_json_counts_matches_by_model(corpus):
 def test_ngram_filter_has_no_false_negatives_and_few_false_positives():
     import numpy as np
 
-    from corpus_audit.transforms.ngram_filter import NgramFilter
+    from corpus_audit.transforms.known.ngram_filter import NgramFilter
 
     rng = np.random.default_rng(3)
     members, others = rng.integers(0, 2**64, size=(2, 50_000), dtype=np.uint64)

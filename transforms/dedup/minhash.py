@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from corpus_audit.transforms.tokens import mix64, ngram_hashes, word_hashes
+from corpus_audit.transforms.dedup.tokens import mix64, ngram_hashes, word_hashes
 
 _CHUNK_ELEMENTS = 1 << 14  # shingles × permutations per step: small enough to stay in cache
 _LARGE_SHINGLES = 8192  # a text with more shingles is hashed in slices of this many

@@ -8,8 +8,9 @@ node id (component rounds), so no worker holds all buckets or all edges.
 import apache_beam as beam
 import numpy as np
 
-from corpus_audit.transforms import graph, known_index
-from corpus_audit.transforms.shuffle_check import CountedGroupByKey
+from corpus_audit.transforms.audit.shuffle_check import CountedGroupByKey
+from corpus_audit.transforms.dedup import graph
+from corpus_audit.transforms.known import index as known_index
 
 ANNOTATION_CLUSTER = "cluster"
 ANNOTATION_EXACT = "exact"

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
-from corpus_audit.transforms.tokens import ngram_hashes
+from corpus_audit.transforms.dedup.tokens import ngram_hashes
 
 FORMAT = "corpus-audit-known-outputs"
 FORMAT_VERSION = 1

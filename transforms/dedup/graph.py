@@ -12,7 +12,7 @@ yielding split clusters.
 """
 import numpy as np
 
-from corpus_audit.transforms.tokens import mix64
+from corpus_audit.transforms.dedup.tokens import mix64
 
 _EMPTY = np.empty(0, dtype=np.uint64)
 

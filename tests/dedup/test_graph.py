@@ -1,6 +1,6 @@
 import numpy as np
 
-from corpus_audit.transforms import graph
+from corpus_audit.transforms.dedup import graph
 
 U = np.uint64
 

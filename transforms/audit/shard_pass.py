@@ -5,7 +5,6 @@ filesystem, and only fixed-size data (band keys, node ids, doc ids, counts) leav
 The last pass (`write_documents.py`) adds the shuffle-derived columns to each staged file,
 so document bodies never cross a shuffle.
 """
-import sys
 import time
 
 import apache_beam as beam
@@ -15,13 +14,14 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from corpus_audit.schemas import STAGED_SCHEMA
-from corpus_audit.transforms import graph
+from corpus_audit.transforms.audit.progress import ShardTally
+from corpus_audit.transforms.dedup import graph
+from corpus_audit.transforms.dedup.minhash import MinHasher, exact_key
 from corpus_audit.transforms.detectors.base import guess_is_english
-from corpus_audit.transforms.known_index import NgramSampler
-from corpus_audit.transforms.minhash import MinHasher, exact_key
-from corpus_audit.transforms.readers import read_shard
-from corpus_audit.transforms.records import is_dead_letter
-from corpus_audit.transforms.scoring import load_detector_model
+from corpus_audit.transforms.detectors.scoring import load_detector_model
+from corpus_audit.transforms.known.index import NgramSampler
+from corpus_audit.transforms.read.readers import read_shard
+from corpus_audit.transforms.read.records import is_dead_letter
 
 DEAD = "dead_letters"
 BANDS = "bands"
@@ -42,26 +42,6 @@ def staged_path(staging_dir, shard_index):
     return FileSystems.join(staging_dir, f"staged-{shard_index:06d}.parquet")
 
 
-class Progress:
-    """Throttled progress lines on stderr (one per worker process)."""
-
-    def __init__(self, total_shards, every_seconds=5.0):
-        self.total = total_shards
-        self.every = every_seconds
-        self.start = self.last = time.monotonic()
-        self.shards = self.docs = 0
-
-    def update(self, docs=0, shards=0):
-        self.docs += docs
-        self.shards += shards
-        now = time.monotonic()
-        if (shards and self.shards == 1) or now - self.last >= self.every:
-            self.last = now
-            rate = self.docs / max(now - self.start, 1e-9)
-            print(f"[corpus-audit] shards {self.shards}/{self.total} done in this worker, "
-                  f"{self.docs:,} documents, {rate:,.0f} docs/s", file=sys.stderr, flush=True)
-
-
 def add_seconds(counts, stage, seconds):
     key = "stage_seconds." + stage
     counts[key] = counts.get(key, 0.0) + seconds
@@ -69,7 +49,8 @@ def add_seconds(counts, stage, seconds):
 
 class AuditShard(beam.DoFn):
     def __init__(self, staging_dir, minhash_config, num_partitions, max_doc_bytes,
-                 total_shards, fmt=None, progress=True, ngram_config=None, detectors=None):
+                 total_shards, fmt=None, progress=True, ngram_config=None, detectors=None,
+                 progress_tally=None):
         self.staging_dir = staging_dir
         self.config = minhash_config
         self.num_partitions = num_partitions
@@ -77,6 +58,7 @@ class AuditShard(beam.DoFn):
         self.total_shards = total_shards
         self.fmt = fmt
         self.show_progress = progress
+        self.progress_tally = progress_tally  # the driver's tally file (progress.RunProgress), if any
         self.ngram_config = ngram_config  # set when the audit matches known outputs
         self.detectors = detectors  # a model directory, "default", or None for no detectors
 
@@ -84,7 +66,7 @@ class AuditShard(beam.DoFn):
         self.hasher = MinHasher(self.config)
         self.sampler = NgramSampler(self.ngram_config) if self.ngram_config else None
         self.model = load_detector_model(self.detectors)
-        self.progress = Progress(self.total_shards) if self.show_progress else None
+        self.progress = ShardTally(self.total_shards, self.progress_tally) if self.show_progress else None
 
     def process(self, element, ngram_filter=None):
         """`ngram_filter` (a side input, with known outputs) drops the n-gram samples that no
@@ -121,7 +103,7 @@ class AuditShard(beam.DoFn):
         spent = sum(v for k, v in counts.items() if k.startswith("stage_seconds."))
         add_seconds(counts, "read_extract", time.perf_counter() - started - spent)
         if self.progress:
-            self.progress.update(shards=1)
+            self.progress.shard_done(shard_index, n_docs)
         yield beam.pvalue.TaggedOutput(STAGED, (shard_index, out_path))
         yield beam.pvalue.TaggedOutput(COUNTS, counts)
 
@@ -140,7 +122,7 @@ class AuditShard(beam.DoFn):
         add_seconds(counts, "signatures_and_keys", time.perf_counter() - t2)
         add_seconds(counts, "tokenize_and_shingle", t1 - t0 - counts.pop("_detector_seconds", 0.0))
         if self.progress:
-            self.progress.update(docs=len(batch))
+            self.progress.documents_read(shard_index, first_row + len(batch), len(batch))
 
     def _annotate(self, batch, counts):
         """Fill n_words, too_short and detector columns; return shingles and n-gram samples."""

@@ -14,11 +14,11 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from corpus_audit.schemas import DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA
+from corpus_audit.transforms.audit.shard_pass import PARQUET_COMPRESSION
+from corpus_audit.transforms.dedup.clustering import ANNOTATION_CLUSTER, ANNOTATION_EXACT, ANNOTATION_RENAME
+from corpus_audit.transforms.detectors.scoring import ensemble_columns, load_detector_model
+from corpus_audit.transforms.known.matches import ANNOTATION_KNOWN
 from corpus_audit.transforms.detectors.lm_stage import lm_columns, lm_selection
-from corpus_audit.transforms.clustering import ANNOTATION_CLUSTER, ANNOTATION_EXACT, ANNOTATION_RENAME
-from corpus_audit.transforms.known_outputs import ANNOTATION_KNOWN
-from corpus_audit.transforms.scoring import ensemble_columns, load_detector_model
-from corpus_audit.transforms.shard_pass import PARQUET_COMPRESSION
 
 
 def documents_path(output_dir, shard_index, num_shards):

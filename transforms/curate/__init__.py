@@ -1,0 +1,1 @@
+"""Curate: what an audited crawl gives to training: filtered shards and benchmark contamination."""

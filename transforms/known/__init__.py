@@ -1,0 +1,1 @@
+"""Known outputs: the index of known model outputs and the matching of crawl documents against it."""

@@ -1,0 +1,1 @@
+"""Read: find the shards, open them, and turn every record into a document or a dead letter."""

@@ -1,0 +1,1 @@
+"""Report: the numbers, plots and HTML page that describe an audit run, and its collapse signals."""
