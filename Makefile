@@ -35,7 +35,7 @@ test: $(STAMP) browser
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet '.[bench]'
-	taskset -c 0 $(BIN)/python benchmarks/detectors_bench.py
+	taskset -c 0 $(BIN)/python benchmarks/detectors_bench.py --lm
 	$(BIN)/python benchmarks/run.py --sizes 10000,100000 --workers 1,2
 	$(BIN)/python benchmarks/hostile_docs.py
 

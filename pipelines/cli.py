@@ -264,6 +264,7 @@ def build_parser():
     e.add_argument("--report", help="write the evaluation report (Markdown) here")
     e.add_argument("--lm-features", help=lm_help)
     e.add_argument("--cv", action="store_true", help="also grouped 5-fold cross-validation (in-source)")
+    e.add_argument("--scores", help="write every row's leave-one-source-out scores (by id, no text) to this .npz")
     for name, module in COMMANDS.items():
         m = importlib.import_module(f"corpus_audit.pipelines.{module}")
         m.add_arguments(sub.add_parser(name, help=m.HELP, description=m.__doc__))
@@ -312,7 +313,7 @@ def main(argv=None):
                                  indent=2, default=str))
             else:
                 train.evaluate(args.data, model_dir=args.model, report_path=args.report,
-                               lm_features=args.lm_features, cv=args.cv)
+                               lm_features=args.lm_features, cv=args.cv, scores_path=args.scores)
             return 0
         if args.command == "index":
             return _index_command(args, beam_args)

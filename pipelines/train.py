@@ -32,7 +32,7 @@ from corpus_audit.transforms.detectors.model_io import (DETECTOR_CLASSES, DETECT
                                                          DetectorModel, load_default_model, load_model,
                                                          save_model)
 
-DETECTOR_VERSION = "1.2.0"
+DETECTOR_VERSION = "1.3.0"
 STATELESS = ("classifier", "stylometry", "wordfreq", "phrases")  # features independent of training data
 CHAT_GENERATORS = ("gpt-3.5-turbo", "gpt-4", "chatgpt (gpt-3.5)", "chatgpt (gpt-3.5), self-edited",
                    "llama-2-70b-chat")
@@ -553,7 +553,7 @@ def _share_table(references, checks):
 
 
 def evaluate(data_globs, model_dir=None, report_path=None, seed: int = 42, n_folds: int = 5,
-             lm_features=None, cv=False) -> dict:
+             lm_features=None, cv=False, scores_path=None) -> dict:
     """Leave-one-source-out (retraining per fold; the family weights and share references it
     chooses), optionally grouped k-fold CV, and the given (or default) model on all rows as a
     resubstitution sanity check (not a generalisation estimate when it saw the same data)."""
@@ -579,6 +579,9 @@ def evaluate(data_globs, model_dir=None, report_path=None, seed: int = 42, n_fol
     loso["ensemble_fast"] = calibrated_loso(ndtr(combine(Z[:, fast], w[fast])), rows, DEFAULT_PRIOR)
     loso["ensemble"] = calibrated_loso(ndtr(combine(Z, w)), rows, DEFAULT_PRIOR)
     scheme_scores = {"leave-one-source-out": loso}
+    if scores_path:  # per-row LOSO scores, by id (no text), for analyses of one's own
+        meta = {k: np.array([str(r[k]) for r in rows]) for k in ("id", "source", "label", "generator", "domain")}
+        np.savez_compressed(scores_path, **meta, **{k.replace(".", "_"): v for k, v in loso.items()})
     if cv:
         allidx = np.arange(len(rows))
         splits_cv = [(f"fold {i}", tr, te) for i, (tr, te) in

@@ -86,3 +86,41 @@ def test_combine_skips_missing_families_and_choose_weights_drops_noise():
     weights, table = choose_weights(Z, ["good", "noise", "lm"], y, src, optional=["lm"])
     assert weights["good"] == 1.0 and weights["noise"] == 0.0 and weights["lm"] >= 1.0
     assert len(table) == 3 * 5
+
+
+def _ensemble():
+    from corpus_audit.transforms.detectors.ensemble import Ensemble
+
+    rng = np.random.default_rng(8)
+    y = np.repeat([0, 1], 500)
+    scores = {"a": np.clip(rng.normal(0.4, 0.15, 1000) + 0.2 * y, 0, 1),
+              "lm": np.where(np.arange(1000) % 2 == 0, np.clip(rng.normal(0.4, 0.1, 1000) + 0.3 * y, 0, 1), np.nan)}
+    ens = Ensemble(["a", "lm"], method="human_reference", optional=["lm"]).fit(scores, y, np.arange(1000))
+    return ens, scores, y
+
+
+def test_prior_moves_the_likelihood_by_bayes_rule():
+    from corpus_audit.transforms.detectors.base import logit
+
+    ens, scores, _ = _ensemble()
+    base = ens.predict(scores)
+    same = ens.predict(scores, prior=ens.calibration_prior["fast"])
+    full = ens.has_optional(scores)
+    np.testing.assert_allclose(same[~full], base[~full], atol=1e-9)
+    low = ens.predict(scores, prior=0.1)
+    assert np.all(low <= base + 1e-12) and (low < base - 0.05).any()
+    mid = (base > 0.05) & (base < 0.95) & ~full
+    np.testing.assert_allclose(logit(base[mid]) - logit(low[mid]),
+                               logit(ens.calibration_prior["fast"]) - logit(0.1), atol=1e-6)
+
+
+def test_missing_lm_uses_the_fast_stack_and_its_calibration():
+    ens, scores, y = _ensemble()
+    full = ens.has_optional(scores)
+    assert full.sum() == 500 and ens.iso_full_x is not None and "full" in ens.calibration_prior
+    fast_only = ens.predict(ens.fast_scores(scores))
+    with_lm = ens.predict(scores)
+    np.testing.assert_array_equal(with_lm[~full], fast_only[~full])
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(y[full], with_lm[full]) > roc_auc_score(y[full], fast_only[full]) + 0.05

@@ -7,16 +7,18 @@ Prediction for one document, in order (method "human_reference", the default sin
    by `group`, weighted like training; stored as a table of at most 2048 (score, mid-rank CDF)
    points, linear interpolation, clipped to [0.5/n, 1 - 0.5/n]). z_k says how unusual the text
    is for human writing in the detector's eyes, on one common scale for every detector.
-2. **Combination.** raw = Φ(Σ_k w_k z_k / sqrt(Σ_k w_k²)) (Stouffer's method) with equal weights
-   w_k = 1. Nothing about the *machine* side is fitted: a new model's text shifts some
-   detectors away from human writing, and equal weights do not bet on which ones. Weights
+2. **Combination.** raw = Φ(Σ_k w_k z_k / sqrt(Σ_k w_k²)) (Stouffer's method) over the
+   families that scored the document: an optional family (the LM) that did not score it
+   drops out of both sums. Nothing about the *machine* side is fitted: the weights w_k are
+   chosen on leave-one-source-out z-scores from a small grid (weights.py), because weights
    learnt on the training sources (a stacked logistic regression, non-negative or shrunk)
-   fit the generators seen in training and transferred worse to sources left out of training
-   (see EVALUATION.md and the issue notes), so they are not used.
+   fit the generators seen in training and transferred worse to sources left out of training.
 3. **Calibration.** p = isotonic(raw), an isotonic regression fitted on the out-of-fold raw
-   scores, stored as its two threshold arrays (applied with linear interpolation). A
-   tie-breaker of 1e-3 · raw is mixed in, p = (1 - 1e-3) · isotonic + 1e-3 · raw, so the
-   ranking equals raw's.
+   scores, stored as its two threshold arrays (applied with linear interpolation); documents
+   the LM scored use a second one fitted on the rows it scored. A tie-breaker of 1e-3 · raw
+   is mixed in, p = (1 - 1e-3) · isotonic + 1e-3 · raw, so the ranking equals raw's. The
+   calibration assumes its training rows' machine share; with `prior` the odds are moved to
+   the crawl's expected share by Bayes' rule.
 
 Method "stack" (models before 1.2.0) replaces steps 1-2 by z = b + Σ_k w_k · logit(s_k), a
 logistic regression on out-of-fold detector scores, and calibrates its output the same way.
@@ -272,7 +274,8 @@ class Ensemble:
         if prior is not None:
             assumed = np.where(full, self.calibration_prior.get("full", self.calibration_prior.get("fast", 0.5)),
                                self.calibration_prior.get("fast", 0.5))
-            p = sigmoid(logit(p) - logit(assumed) + logit(np.full(len(p), float(prior))))
+            q = np.clip(p, 1e-12, 1 - 1e-12)  # finer than logit()'s clip: Bayes' rule is exact at the ends
+            p = sigmoid(np.log(q / (1 - q)) - logit(assumed) + logit(np.full(len(p), float(prior))))
         if cluster_size is not None and self.cluster_weight != 0.0:
             cs = np.maximum(_evidence(cluster_size, len(p), 1.0), 1.0)
             p = sigmoid(logit(p) + self.cluster_weight * np.log(cs))

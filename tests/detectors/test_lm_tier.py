@@ -1,0 +1,75 @@
+"""The LM tier in the audit: which documents it scores, its columns, the share estimate it feeds."""
+import glob
+import os
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import read_audit, read_documents, run_cli, run_path, write_jsonl
+from corpus_audit.transforms.detectors import load_default_model
+from corpus_audit.transforms.detectors.lm_stage import lm_selection
+from corpus_audit.transforms.detectors.model_io import LM_FEATURES
+
+
+def test_sample_is_a_fixed_share_of_doc_id_hashes_and_skips_duplicates():
+    ids = [f"doc-{i}" for i in range(20_000)]
+    rep = np.ones(len(ids), dtype=bool)
+    rep[::10] = False
+    a = lm_selection(ids, rep, "sample", 0.05)
+    assert np.array_equal(a, lm_selection(list(reversed(ids)), rep[::-1], "sample", 0.05)[::-1])
+    assert not a[~rep].any() and abs(a[rep].mean() - 0.05) < 0.006
+    assert np.all(lm_selection(ids, rep, "sample", 0.2)[a])  # a larger rate keeps the smaller sample
+    assert np.array_equal(lm_selection(ids, rep, "all", 0.0), rep)
+    assert not lm_selection(ids, rep, "off", 1.0).any()
+    with pytest.raises(ValueError):
+        lm_selection(ids, rep, "some", 0.1)
+
+
+def test_shipped_model_has_the_lm_family_and_share_references():
+    model = load_default_model()
+    assert model.has_lm and "lm" in model.ensemble.detector_names
+    assert {"fast", "full"} <= set(model.ensemble.share)
+    assert model.ensemble.iso_full_x is not None
+
+
+@pytest.fixture(scope="module")
+def lm_runs(tmp_path_factory, real_texts):
+    work = tmp_path_factory.mktemp("lm")
+    rows = [{"id": f"d{i}", "text": t} for i, t in enumerate(real_texts[:12])]
+    rows.append({"id": "copy", "text": real_texts[0]})  # a duplicate: not scored again
+    write_jsonl(work / "in.jsonl", rows)
+    for mode in ("off", "all"):
+        run_cli("audit", "--input", work / "in.jsonl", "--output", work, "--run-id", mode, "--quiet",
+                "--lm-detector", mode, "--lm-tokens", "64")
+    return work
+
+
+def test_all_mode_scores_every_representative_and_moves_the_likelihood(lm_runs):
+    off = {r["doc_id"]: r for r in read_documents(lm_runs / "off").to_pylist()}
+    on = {r["doc_id"]: r for r in read_documents(lm_runs / "all").to_pylist()}
+    assert set(off) == set(on)
+    for doc_id, r in on.items():
+        scored = r["is_representative"]
+        for k in LM_FEATURES + ("det_lm",):
+            assert (r[k] is not None and np.isfinite(r[k])) == scored, (doc_id, k)
+            assert off[doc_id][k] is None
+    moved = [d for d in on if on[d]["is_representative"] and on[d]["synthetic_likelihood"] != off[d]["synthetic_likelihood"]]
+    assert len(moved) >= 10
+    audit = read_audit(lm_runs / "all")["synthetic"]
+    assert audit["lm_detector"]["mode"] == "all" and audit["lm_detector"]["documents_scored"] == 12
+    est = audit["share_estimate"]
+    assert {"fast", "full"} == set(est["by_stack"]) and est["low"] <= est["value"] <= est["high"]
+    assert read_audit(lm_runs / "off")["synthetic"]["share_estimate"]["by_stack"].keys() == {"fast"}
+
+
+def test_lm_columns_are_byte_identical_across_runs_and_workers(lm_runs, tmp_path):
+    run_cli("audit", "--input", lm_runs / "in.jsonl", "--output", tmp_path, "--run-id", "two", "--quiet",
+            "--lm-detector", "all", "--lm-tokens", "64",
+            "--direct_running_mode=multi_processing", "--direct_num_workers=2")
+    a = sorted(glob.glob(os.path.join(run_path(lm_runs / "all"), "documents-*.parquet")))
+    b = sorted(glob.glob(os.path.join(run_path(tmp_path / "two"), "documents-*.parquet")))
+    assert [os.path.basename(x) for x in a] == [os.path.basename(x) for x in b]
+    for x, y in zip(a, b):
+        assert open(x, "rb").read() == open(y, "rb").read(), x
+        assert pq.read_table(x).column("lm_logprob").null_count < pq.read_table(x).num_rows
