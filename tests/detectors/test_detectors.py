@@ -208,13 +208,13 @@ def test_rule_partial_known_output():
 def test_rule_crawled_before_chatgpt():
     assert _one(0.3, crawl_date=[dt.datetime(2019, 5, 1)]) == ("human", "crawled_before_chatgpt")
     assert _one(0.3, crawl_date=[dt.datetime(2024, 5, 1)]) == ("unknown", "uncertain")
-    assert _one(0.95, crawl_date=[dt.datetime(2019, 5, 1)]) == ("synthetic", "detector_high")
+    assert _one(0.85, crawl_date=[dt.datetime(2019, 5, 1)]) == ("synthetic", "detector_high")
 
 
 def test_rule_detector_high_low_uncertain():
-    assert _one(0.95) == ("synthetic", "detector_high")
-    assert _one(0.05) == ("human", "detector_low")
-    assert _one(0.5) == ("unknown", "uncertain")
+    assert _one(0.85) == ("synthetic", "detector_high")
+    assert _one(0.005) == ("human", "detector_low")
+    assert _one(0.5) == ("unknown", "uncertain") == _one(0.05)
 
 
 def test_provenance_is_vectorised_and_handles_missing():
