@@ -247,15 +247,15 @@ def transfer_fit(rows, feats, lm, seed):
     w = np.array([weights[k] for k in names])
     fast_cols = [i for i, k in enumerate(names) if k != LM_FAMILY]
     raw_fast = ndtr(combine(Z[:, fast_cols], w[fast_cols]))
+    raw_full = ndtr(combine(Z, w))
     references, checks = {}, {}
     references["fast"], checks["fast"] = build_reference(raw_fast[en], y[en], src[en], seed=seed)
     if LM_FAMILY in names:
         full = np.isfinite(Z[:, names.index(LM_FAMILY)]) & en
-        raw_full = ndtr(combine(Z, w))
         if full.sum() >= 4 * MIN_CLASS:
             references["full"], checks["full"] = build_reference(raw_full[full], y[full], src[full], seed=seed)
     return {"loso": loso, "weights": weights, "weight_table": table, "references": references,
-            "share_checks": checks}
+            "share_checks": checks, "raw_fast": raw_fast, "raw_full": raw_full}
 
 
 def train(data_globs, out_dir, seed: int = 42, lm_features=None) -> dict:
@@ -395,7 +395,7 @@ def _score_rows(model, rows, idx, feats, lm=None):
         scores[name][empty] = model.prior
     if lm is not None and model.has_lm:
         scores[LM_FAMILY] = model.score_lm({k: v[idx] for k, v in lm.items()})
-    fam = {k: scores[k] for k in model.ensemble.detector_names}
+    fam = {k: scores.get(k, np.full(len(idx), np.nan)) for k in model.ensemble.detector_names}
     scores["ensemble"] = model.likelihood(fam)
     scores["ensemble_fast"] = model.likelihood(model.ensemble.fast_scores(fam))
     if model.ensemble.method == "human_reference":
@@ -557,11 +557,9 @@ def evaluate(data_globs, model_dir=None, report_path=None, seed: int = 42, n_fol
     """Leave-one-source-out (retraining per fold; the family weights and share references it
     chooses), optionally grouped k-fold CV, and the given (or default) model on all rows as a
     resubstitution sanity check (not a generalisation estimate when it saw the same data)."""
-    from scipy.special import ndtr
     from sklearn.model_selection import GroupKFold
 
     from corpus_audit.transforms.detectors.ensemble import DEFAULT_PRIOR
-    from corpus_audit.transforms.detectors.weights import combine
 
     t0 = time.perf_counter()
     rows, sha = load_rows(data_globs)
@@ -573,11 +571,8 @@ def evaluate(data_globs, model_dir=None, report_path=None, seed: int = 42, n_fol
     transfer = transfer_fit(rows, feats, lm, seed)
     loso = transfer["loso"]
     names = [k[2:] for k in loso if k.startswith("z.")]
-    Z = np.column_stack([loso["z." + k] for k in names])
-    w = np.array([transfer["weights"][k] for k in names])
-    fast = [i for i, k in enumerate(names) if k != LM_FAMILY]
-    loso["ensemble_fast"] = calibrated_loso(ndtr(combine(Z[:, fast], w[fast])), rows, DEFAULT_PRIOR)
-    loso["ensemble"] = calibrated_loso(ndtr(combine(Z, w)), rows, DEFAULT_PRIOR)
+    loso["ensemble_fast"] = calibrated_loso(transfer["raw_fast"], rows, DEFAULT_PRIOR)
+    loso["ensemble"] = calibrated_loso(transfer["raw_full"], rows, DEFAULT_PRIOR)
     scheme_scores = {"leave-one-source-out": loso}
     if scores_path:  # per-row LOSO scores, by id (no text), for analyses of one's own
         meta = {k: np.array([str(r[k]) for r in rows]) for k in ("id", "source", "label", "generator", "domain")}

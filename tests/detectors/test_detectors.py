@@ -300,3 +300,26 @@ def test_human_reference_ensemble_is_monotone_and_round_trips():
     params, arrays = ens.get_state()
     again = Ensemble.from_state(params, arrays)
     assert again.method == "human_reference" and np.allclose(again.predict({"a": a, "b": b}), p)
+
+
+def test_evaluate_reports_loso_share_errors_and_rules_with_the_shipped_model(tmp_path):
+    """Leave-one-source-out over two sources, with the shipped model (which has the LM family)
+    scored on rows that have no LM statistics."""
+    import gzip
+    import json
+
+    by_source = {}
+    for line in gzip.open(DETECT, "rt"):
+        r = json.loads(line)
+        if r["label"] in ("human", "machine") and len(by_source.setdefault((r["source"], r["label"]), [])) < 150:
+            by_source[(r["source"], r["label"])].append(line)
+    path = tmp_path / "small.jsonl"
+    path.write_text("".join(line for rows in by_source.values() for line in rows))
+    report = tmp_path / "EVALUATION.md"
+    res = T.evaluate([str(path)], report_path=str(report))
+    text = report.read_text()
+    assert "## Crawl share estimate on held-out sources" in text and "## leave-one-source-out" in text
+    assert {r["true_share"] for r in res["share"]} == {0.0, 0.05, 0.2, 0.5}
+    rules = res["schemes"]["leave-one-source-out"]["rules"]["ensemble_fast"]
+    assert set(rules["synthetic"]) == {0.5, 0.8, 0.9, 0.95} and all(0 <= e <= 1 for e, _ in rules["human"].values())
+    assert "generators: base model" in res["schemes"]["leave-one-source-out"]["metrics"]
