@@ -24,7 +24,7 @@ browser:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
 # The suite runs from a copy of the checkout's files in an empty temporary folder, so a test that
-# reaches outside the repository (../shared, a sibling checkout) fails here as on a fresh clone.
+# reaches outside the repository (a data folder beside the checkout) fails here as on a fresh clone.
 test: $(STAMP) browser
 	@set -e; bare=$$(mktemp -d); trap 'rm -rf "$$bare"' EXIT; \
 	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \

@@ -1,6 +1,6 @@
 """Cache the LM detector's features for a deterministic, stratified sample of labelled rows.
 
-    python scripts/lm_features.py --data TRAIN.jsonl.gz EXTRA.jsonl.gz --out /work/lmcache/lm_features.npz \
+    python scripts/lm_features.py --data TRAIN.jsonl.gz EXTRA.jsonl.gz --out lm_features.npz \
         [--n-tokens 128] [--also 64] [--max-rows-per-cell 20] [--threads 2]
 
 The LM costs ~1 s per document on one CPU core, so training reads these features by id
