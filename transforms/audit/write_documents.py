@@ -16,9 +16,10 @@ from apache_beam.io.filesystems import FileSystems
 from corpus_audit.schemas import DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA
 from corpus_audit.transforms.audit.shard_pass import PARQUET_COMPRESSION
 from corpus_audit.transforms.dedup.clustering import ANNOTATION_CLUSTER, ANNOTATION_EXACT, ANNOTATION_RENAME
+from corpus_audit.transforms.detectors.ensemble import NEAR_COPY_SIMILARITY
+from corpus_audit.transforms.detectors.lm_stage import lm_columns, lm_selection
 from corpus_audit.transforms.detectors.scoring import ensemble_columns, load_detector_model
 from corpus_audit.transforms.known.matches import ANNOTATION_KNOWN
-from corpus_audit.transforms.detectors.lm_stage import lm_columns, lm_selection
 
 
 def documents_path(output_dir, shard_index, num_shards):
@@ -143,8 +144,10 @@ class WriteDocuments(beam.DoFn):
         if self.scorer is None:
             return None
         t0 = time.perf_counter()
+        # near copies of known outputs are machine text already: the LM would not change them
         selected = lm_selection(cols["doc_id"][start:stop], cols["is_representative"][start:stop],
-                                self.lm.mode, self.lm.sample_rate)
+                                self.lm.mode, self.lm.sample_rate) & ~(
+            np.nan_to_num(cols["known_similarity"][start:stop]) >= NEAR_COPY_SIMILARITY)
         texts = batch.column("text").to_pylist() if selected.any() else [None] * (stop - start)
         out = lm_columns(self.scorer, self.model, texts, selected)
         _bump(counts, "lm_scored", int(selected.sum()))
