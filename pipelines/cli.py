@@ -161,16 +161,16 @@ def _settings(args, inputs, output):
         run_id=getattr(args, "run_id", None) or default_run_id(),
         update_index=getattr(args, "update_index", None),
         lm=LMOptions(mode=getattr(args, "lm_detector", LMOptions.mode),
-                     sample_rate=_rate(getattr(args, "lm_sample_rate", LMOptions.sample_rate)),
+                     sample_rate=_rate(getattr(args, "lm_sample_rate", LMOptions.sample_rate), "--lm-sample-rate"),
                      tokens=getattr(args, "lm_tokens", LMOptions.tokens),
                      threads=getattr(args, "lm_threads", None), gpu_layers=getattr(args, "lm_gpu_layers", 0)),
-        prior=_rate(getattr(args, "prior", DEFAULT_PRIOR), open_interval=True),
+        prior=_rate(getattr(args, "prior", DEFAULT_PRIOR), "--prior", open_interval=True),
     )
 
 
-def _rate(x, open_interval=False):
+def _rate(x, option, open_interval=False):
     if not (0 < x < 1 if open_interval else 0 <= x <= 1):
-        raise ValueError(f"{x} is not a share in {'(0, 1)' if open_interval else '[0, 1]'}")
+        raise ValueError(f"{option} {x} is not a share in {'(0, 1)' if open_interval else '[0, 1]'}")
     return float(x)
 
 

@@ -137,11 +137,6 @@ def load_lm_features(path, rows, n_tokens=LM_TOKENS):
     return {k: np.where(at >= 0, v[np.maximum(at, 0)], np.nan) for k, v in cols.items()}
 
 
-def _lm_matrix(lm, idx=None):
-    X = np.column_stack([lm[k] for k in LM_FEATURES])
-    return X if idx is None else X[idx]
-
-
 def fit_model(texts, y, groups, seed=42, features=None, n_inner=5, meta=None, log=None, sources=None,
               lm=None, weights=None):
     """Fit every detector on all given rows and the ensemble on their out-of-fold scores.
@@ -181,7 +176,7 @@ def fit_model(texts, y, groups, seed=42, features=None, n_inner=5, meta=None, lo
             log(f"  fit {name}: {time.perf_counter() - t0:.1f}s")
     names, lm_head = list(DETECTOR_NAMES), None
     if lm is not None:
-        X = _lm_matrix(lm)
+        X = np.column_stack([lm[k] for k in LM_FEATURES])
         ok = np.all(np.isfinite(X), axis=1)
         if ok.sum() >= MIN_CLASS * 2 and 0 < y[ok].sum() < ok.sum():
             s = np.full(len(y), np.nan)

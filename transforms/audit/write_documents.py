@@ -148,8 +148,8 @@ class WriteDocuments(beam.DoFn):
         selected = lm_selection(cols["doc_id"][start:stop], cols["is_representative"][start:stop],
                                 self.lm.mode, self.lm.sample_rate) & ~(
             np.nan_to_num(cols["known_similarity"][start:stop]) >= NEAR_COPY_SIMILARITY)
-        texts = batch.column("text").to_pylist() if selected.any() else [None] * (stop - start)
-        out = lm_columns(self.scorer, self.model, texts, selected)
+        texts = batch.column("text").take(pa.array(np.flatnonzero(selected))).to_pylist()
+        out = lm_columns(self.scorer, self.model, selected, texts)
         _bump(counts, "lm_scored", int(selected.sum()))
         counts["stage_seconds.lm_detector"] = counts.get("stage_seconds.lm_detector", 0.0) + time.perf_counter() - t0
         return out

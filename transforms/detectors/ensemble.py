@@ -184,11 +184,9 @@ class Ensemble:
         if self.method == "human_reference":
             from scipy.special import ndtr
 
-            Z = self.human_z(det_scores)
-            live = np.isfinite(Z)
-            num = np.where(live, Z, 0.0) @ self.coef
-            den = np.sqrt(live.astype(np.float64) @ (self.coef ** 2))
-            return ndtr(num / np.maximum(den, 1e-12))
+            from .weights import combine
+
+            return ndtr(combine(self.human_z(det_scores), self.coef))
         return sigmoid(self._matrix(det_scores) @ self.coef + self.intercept)
 
     def has_optional(self, det_scores):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from corpus_audit.transforms.dedup.graph import id_hashes
 from corpus_audit.transforms.detectors.model_io import LM_FEATURES
 
 LM_MODES = ("off", "sample", "all")
@@ -43,20 +44,17 @@ def lm_selection(doc_ids, is_representative, mode, rate):
         return rep
     if mode != "sample":
         raise ValueError(f"--lm-detector must be one of {', '.join(LM_MODES)}, not {mode!r}")
-    import xxhash
-
-    u = np.fromiter((xxhash.xxh3_64_intdigest(str(d).encode("utf-8", "surrogatepass"), SAMPLE_SEED) / _SCALE
-                     for d in doc_ids), dtype=np.float64, count=n)
-    return rep & (u < float(rate))
+    return rep & (id_hashes(doc_ids, SAMPLE_SEED) / _SCALE < float(rate))
 
 
-def lm_columns(scorer, model, texts, selected):
-    """{lm_*: float64 array, det_lm: float64 array}, NaN outside `selected` (or without a scorer)."""
-    n = len(texts)
+def lm_columns(scorer, model, selected, texts):
+    """{lm_*: float64 array, det_lm: float64 array} over all rows, NaN outside `selected`;
+    `texts` are the selected rows' texts only (the others are never read)."""
+    n = len(selected)
     out = {k: np.full(n, np.nan) for k in LM_FEATURES}
     idx = np.flatnonzero(selected)
     if scorer is not None and len(idx):
-        feats = scorer.features([texts[i] for i in idx])
+        feats = scorer.features(texts)
         for k in LM_FEATURES:
             out[k][idx] = feats[k]
     out["det_lm"] = model.score_lm(out) if model is not None and model.has_lm else np.full(n, np.nan)

@@ -15,11 +15,11 @@ LM_WEIGHTS = (0.0, 1.0, 2.0, 3.0, 4.0)
 
 
 def combine(Z, w):
-    """Stouffer over the families that scored each row (NaN = not scored)."""
+    """Stouffer over the families that scored each row (NaN = not scored; none scored → 0)."""
     live = np.isfinite(Z)
     num = np.where(live, Z, 0.0) @ w
     den = np.sqrt(live.astype(np.float64) @ (w ** 2))
-    return np.where(den > 0, num / np.maximum(den, 1e-12), np.nan)
+    return num / np.maximum(den, 1e-12)
 
 
 def per_source_auroc(score, y, sources):
