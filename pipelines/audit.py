@@ -286,15 +286,15 @@ def run_audit(settings, beam_args):
     start = time.monotonic()
     shards = expand_inputs(settings.inputs)
     output_dir = runs.join(settings.output.rstrip("/"), runs.check_run_id(settings.run_id))
+    options = PipelineOptions(beam_args)
+    runner = make_runner(options)  # an endpoint that does not answer fails before the run dir is touched
     prepare_run_dir(output_dir, settings.overwrite, settings.progress)
     # A fixed name: the leftovers of a killed run are found and removed by the next attempt.
     staging_dir = FileSystems.join(output_dir, "_staging")
     FileSystems.mkdirs(staging_dir) if not FileSystems.exists(staging_dir) else None
 
-    options = PipelineOptions(beam_args)
     try:
         index = open_known_outputs(settings, beam_args, output_dir)
-        runner = make_runner(options)
         # The local runner's workers share this machine, so the driver can sum their progress.
         with RunProgress(len(shards)) if settings.progress and runner is not None else nullcontext() as progress:
             with beam.Pipeline(runner=runner, options=options) as p:

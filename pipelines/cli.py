@@ -203,7 +203,8 @@ def print_summary(summary, out=sys.stdout):
 
 # Subcommands that live in their own module: corpus_audit.pipelines.<module> defines HELP,
 # add_arguments(parser) and run(args, beam_args) -> exit code, and imports heavy things lazily.
-COMMANDS = {"filter": "filter_shards", "history": "history", "contamination": "contamination", "report": "report"}
+COMMANDS = {"filter": "filter_shards", "history": "history", "contamination": "contamination", "report": "report",
+            "worker-pool": "portable"}
 
 
 def build_parser():
@@ -293,8 +294,25 @@ def _index_command(args, beam_args):
     return 0
 
 
+# Options that name files. Local paths become absolute in the driver: the workers of a
+# portable runner (or a worker pool) need not share the driver's working directory.
+PATH_OPTIONS = ("input", "output", "index", "audit", "against", "benchmark", "json", "html", "compare", "root",
+                "known_outputs", "update_index", "model", "allow_domains", "deny_domains")
+
+
+def _absolute(value):
+    if isinstance(value, list):
+        return [_absolute(v) for v in value]
+    if not isinstance(value, str) or value == "default" or "://" in value:
+        return value
+    return os.path.abspath(value)
+
+
 def main(argv=None):
     args, beam_args = build_parser().parse_known_args(argv)
+    for name in PATH_OPTIONS:
+        if getattr(args, name, None) is not None:
+            setattr(args, name, _absolute(getattr(args, name)))
     if args.command == "schema":
         from corpus_audit.schemas import DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA, describe
 

@@ -23,7 +23,12 @@ _MMAP_THRESHOLD = 1 << 20
 
 
 def make_runner(options):
-    """Beam's in-process FnApiRunner unless --runner names another: no Prism download."""
+    """Beam's in-process FnApiRunner unless --runner names another: no Prism download.
+    Raises portable.EndpointError when a job server or worker pool named by the options does
+    not answer."""
+    from corpus_audit.pipelines.portable import check_endpoints
+
+    check_endpoints(options)
     fix_data_stream_flush_race()
     if options.view_as(StandardOptions).runner:
         return None
