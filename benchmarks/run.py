@@ -22,6 +22,7 @@ scaling. Results also go to WORKDIR/results.json. datatrove needs the `bench` ex
 import argparse
 import glob
 import gzip
+import hashlib
 import json
 import os
 import random
@@ -107,17 +108,20 @@ def tree_rss(psutil, proc, cpu_seen):
     return total
 
 
-def measure(cmd, log_prefix):
-    """Run cmd; wall seconds, peak RSS of its process tree, its CPU seconds, other load."""
+def measure(cmd, log_prefix, pool=None):
+    """Run cmd; wall seconds, peak RSS of its process tree, its CPU seconds, other load.
+    `pool` (a worker pool's psutil.Process) is sampled too, as the run's worker side."""
     import psutil
 
     waited = wait_for_quiet(psutil)
     with open(log_prefix + ".stdout", "w") as out, open(log_prefix + ".stderr", "w") as err:
         busy0, t0 = busy_cpu_seconds(psutil), time.monotonic()
         proc = psutil.Popen(cmd, stdout=out, stderr=err)
-        peak, cpu_seen = 0, {}
+        peak, worker_peak, both_peak, cpu_seen = 0, 0, 0, {}
         while True:
-            peak = max(peak, tree_rss(psutil, proc, cpu_seen))
+            driver = tree_rss(psutil, proc, cpu_seen)
+            side = tree_rss(psutil, pool, cpu_seen) if pool else 0
+            peak, worker_peak, both_peak = max(peak, driver), max(worker_peak, side), max(both_peak, driver + side)
             try:
                 code = proc.wait(timeout=0.2)
                 break
@@ -126,8 +130,10 @@ def measure(cmd, log_prefix):
         seconds = time.monotonic() - t0
         busy = busy_cpu_seconds(psutil) - busy0
     ours = sum(cpu_seen.values())
-    row = {"exit_code": code, "seconds": seconds, "peak_rss_mb": peak / 2**20, "cpu_seconds": ours,
+    row = {"exit_code": code, "seconds": seconds, "peak_rss_mb": both_peak / 2**20, "cpu_seconds": ours,
            "other_cpu_cores": max(0.0, busy - ours) / seconds, "waited_for_quiet": waited}
+    if pool:
+        row.update(driver_peak_rss_mb=peak / 2**20, worker_peak_rss_mb=worker_peak / 2**20)
     if code != 0:
         with open(log_prefix + ".stderr", errors="replace") as f:
             row["error"] = "".join(f.readlines()[-25:])
@@ -185,19 +191,45 @@ def worker_flags(workers):
     return [] if workers == 1 else ["--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
 
 
-def run_audit(workdir, size, workers, full, truth, copies):
-    label = f"{'full' if full else 'dedup'}-w{workers}"
+def start_worker_pool(log_prefix):
+    """`corpus-audit worker-pool` on a free port: (process, address)."""
+    import psutil
+
+    err = open(log_prefix + ".stderr", "w")
+    proc = psutil.Popen(corpus_audit("worker-pool", "--port", 0), stdout=subprocess.PIPE, stderr=err, text=True)
+    line = proc.stdout.readline()
+    if "listening on" not in line:
+        proc.kill()
+        raise SystemExit(f"the worker pool did not start; see {log_prefix}.stderr")
+    return proc, line.split("listening on ")[1].split(";")[0]
+
+
+def portable_flags(address):
+    """Beam's portable job API (embedded job server) with SDK workers from an external pool:
+    the protocol Flink and Spark speak to Python. The embedded job server runs one worker."""
+    return ["--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=EXTERNAL",
+            f"--environment_config={address}"]
+
+
+def run_audit(workdir, size, workers, full, truth, copies, pool=None):
+    label = f"{'full' if full else 'dedup'}-{'portable' if pool else f'w{workers}'}"
     out = os.path.join(workdir, label)
     cmd = corpus_audit("audit", "--input", os.path.join(workdir, "crawl", "*.jsonl"), "--output", out,
-                       "--run-id", "bench", "--overwrite", "--quiet",
-                       "--partitions", max(8, 4 * workers)) + worker_flags(workers)
+                       "--run-id", "bench", "--overwrite", "--quiet", "--partitions", max(8, 4 * workers))
+    cmd += portable_flags(pool[1]) if pool else worker_flags(workers)
     cmd += ["--known-outputs", os.path.join(workdir, "index")] if full else ["--no-detectors"]
     print(f"  {label}: {' '.join(cmd[1:4])} …", flush=True)
-    row = {"size": size, "system": "full audit" if full else "dedup only", "workers": workers,
-           "code": code_state(), **measure(cmd, out)}
+    system = ("full audit" if full else "dedup only") + (" (portable)" if pool else "")
+    row = {"size": size, "system": system, "workers": workers, "runner": label.split("-")[1],
+           "code": code_state(), **measure(cmd, out, pool=pool[0] if pool else None)}
     if row["exit_code"] != 0:
         return row
     audit, table = read_run(out)
+    digest = hashlib.sha256()
+    for path in sorted(glob.glob(os.path.join(out, "bench", "*.parquet"))):
+        with open(path, "rb") as f:
+            digest.update(os.path.basename(path).encode() + f.read())
+    row["parquet_sha256"] = digest.hexdigest()
     ids, clusters = table.column("doc_id").to_pylist(), table.column("cluster_id").to_pylist()
     row.update(dedup_quality(truth, dict(zip(ids, clusters))))
     row["stage_seconds"] = audit.get("stage_seconds", {})
@@ -239,24 +271,36 @@ def run_datatrove(workdir, size, workers, truth):
 def print_report(rows, index_rows):
     print()
     print(f"machine: {os.cpu_count()} CPUs; {platform_line()}")
-    head = (f"{'docs':>9} {'system':<11} {'w':>2} {'seconds':>8} {'docs/s':>7} {'peak RSS MB':>11} {'F1':>7} "
+    head = (f"{'docs':>9} {'system':<22} {'w':>2} {'seconds':>8} {'docs/s':>7} {'peak RSS MB':>11} {'F1':>7} "
             f"{'known found':>11} {'false':>5} {'vs datatrove':>12} {'other CPU':>9}")
     print(head)
     print("-" * len(head))
     dt = {(r["size"], r["workers"]): r["seconds"] for r in rows if r["system"] == "datatrove" and not r["exit_code"]}
     for r in rows:
         if r["exit_code"]:
-            print(f"{r['size']:>9,} {r['system']:<11} {r['workers']:>2} FAILED")
+            print(f"{r['size']:>9,} {r['system']:<22} {r['workers']:>2} FAILED")
             continue
         ratio = dt.get((r["size"], r["workers"]))
         ratio = f"{ratio / r['seconds']:.1f}x" if ratio and r["system"] == "dedup only" else ""
         known = f"{r['known_found']:,}/{r['known_copies']:,}" if "known_found" in r else ""
-        print(f"{r['size']:>9,} {r['system']:<11} {r['workers']:>2} {r['seconds']:>8.1f} "
+        print(f"{r['size']:>9,} {r['system']:<22} {r['workers']:>2} {r['seconds']:>8.1f} "
               f"{r['size'] / r['seconds']:>7,.0f} {r['peak_rss_mb']:>11,.0f} {r['f1']:>7.4f} {known:>11} "
               f"{r.get('known_false', ''):>5} {ratio:>12} {r['other_cpu_cores']:>9.2f}")
     for r in index_rows:
         print(f"index build {r['outputs']:,} outputs: {r['seconds']:.1f} s "
               f"({r['outputs'] / r['seconds']:,.0f} outputs/s), peak RSS {r['peak_rss_mb']:,.0f} MB")
+    first = {}
+    for r in rows:
+        if r["system"].startswith("full audit") and not r["exit_code"]:
+            ref = first.setdefault(r["size"], r)
+            if ref is not r:
+                same = "byte-identical to" if r["parquet_sha256"] == ref["parquet_sha256"] else "DIFFERENT from"
+                print(f"{r['size']:>9,} {r['system']} w{r['workers']}: Parquet {same} {ref['system']} "
+                      f"w{ref['workers']}")
+    for r in rows:
+        if "worker_peak_rss_mb" in r and not r["exit_code"]:
+            print(f"{r['size']:>9,} {r['system']}: driver peak RSS {r['driver_peak_rss_mb']:,.0f} MB, worker pool "
+                  f"(pool and its SDK worker) {r['worker_peak_rss_mb']:,.0f} MB")
     full = [r for r in rows if r["system"] == "full audit" and not r["exit_code"]]
     if full:
         stages = sorted({k for r in full for k in r["stage_seconds"]})
@@ -273,7 +317,7 @@ def print_report(rows, index_rows):
     for r in rows:
         if not r["exit_code"]:
             worst = min(r["recall_by_kind"].items(), key=lambda kv: kv[1])
-            print(f"{r['size']:>9,} {r['system']:<11} w{r['workers']}: lowest {worst[0]} {worst[1]:.4f}, "
+            print(f"{r['size']:>9,} {r['system']:<22} w{r['workers']}: lowest {worst[0]} {worst[1]:.4f}, "
                   f"precision {r['precision']:.4f}, recall {r['recall']:.4f}, "
                   f"controls clustered {r['controls_clustered']}")
     by = {(r["size"], r["system"], r["workers"]): r["seconds"] for r in rows if not r["exit_code"]}
@@ -298,6 +342,9 @@ def main():
     ap.add_argument("--datatrove-max", type=int, default=100_000,
                     help="run datatrove only up to this size (it takes ~15x longer; default %(default)s)")
     ap.add_argument("--skip-datatrove", action="store_true")
+    ap.add_argument("--runner", choices=("local", "portable"), default="local",
+                    help="portable: also run the full audit through Beam's portable job API with an external "
+                         "worker pool (`corpus-audit worker-pool`), beside the local runners")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workdir", default=os.path.join(PROJECT, "bench-out", "run"))
     args = ap.parse_args()
@@ -322,6 +369,13 @@ def main():
         index_rows.append({"size": size, "outputs": max(1000, size // 10), **m})
         for w in workers:
             rows.append(run_audit(workdir, size, w, True, truth, copies))
+        if args.runner == "portable":
+            pool = start_worker_pool(os.path.join(workdir, "worker-pool"))
+            try:
+                rows.append(run_audit(workdir, size, 1, True, truth, copies, pool=pool))
+            finally:
+                pool[0].terminate()
+                pool[0].wait(30)
         if not args.skip_datatrove and size <= args.datatrove_max:
             for w in workers:
                 rows.append(run_audit(workdir, size, w, False, truth, copies))

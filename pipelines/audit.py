@@ -288,6 +288,7 @@ def run_audit(settings, beam_args):
     output_dir = runs.join(settings.output.rstrip("/"), runs.check_run_id(settings.run_id))
     options = PipelineOptions(beam_args)
     runner = make_runner(options)  # an endpoint that does not answer fails before the run dir is touched
+    load_detector_model(settings.detectors)  # so does a model that cannot be read
     prepare_run_dir(output_dir, settings.overwrite, settings.progress)
     # A fixed name: the leftovers of a killed run are found and removed by the next attempt.
     staging_dir = FileSystems.join(output_dir, "_staging")

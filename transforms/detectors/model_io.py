@@ -8,6 +8,7 @@ seed, and the sha256 of every array (so two trainings can be compared for reprod
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 
@@ -129,11 +130,19 @@ def save_model(directory: str, model: DetectorModel) -> str:
 
 
 def load_model(directory: str) -> DetectorModel:
-    with open(os.path.join(directory, "model.json"), encoding="utf-8") as f:
-        doc = json.load(f)
+    """Read through Beam's filesystems: workers load `--model gs://...` or a path only the
+    cluster mounts, not the driver's disk."""
+    from apache_beam.io.filesystems import FileSystems
+
+    if not FileSystems.exists(FileSystems.join(directory, "model.json")):
+        raise FileNotFoundError(f"{directory}: no detector model (model.json) there")
+    with FileSystems.open(FileSystems.join(directory, "model.json")) as f:
+        doc = json.loads(f.read().decode("utf-8"))
     if doc.get("format") != FORMAT:
         raise ValueError(f"{directory}: not a {FORMAT} model")
-    with np.load(os.path.join(directory, "arrays.npz"), allow_pickle=False) as z:
+    with FileSystems.open(FileSystems.join(directory, "arrays.npz")) as f:
+        raw = io.BytesIO(f.read())
+    with np.load(raw, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     detectors = {}
     for name in doc["detector_names"]:
