@@ -206,13 +206,14 @@ def known_candidates(doc_keys, doc_nodes, entry_keys, entry_ids):
     return unique_edges(doc_nodes[hit], ids[pos[hit]])
 
 
-def ngram_hits(doc_hashes, doc_nodes, entry_hashes, entry_ids, max_entries_per_ngram):
+def ngram_hits(doc_hashes, doc_nodes, entry_hashes, entry_ids, max_entries_per_ngram, pairs=True):
     """Sampled n-grams a document shares with known outputs, for one hash partition.
 
     Returns (hit_nodes, hit_counts): per document, how many of its sampled n-grams occur in
     any known output; and (pair_docs, pair_entries, pair_counts): per (document, output), how
     many they share, leaving out n-grams found in more than `max_entries_per_ngram` outputs
-    (stock phrases say nothing about which output was copied).
+    (stock phrases say nothing about which output was copied). With `pairs=False` the pairs
+    come back empty: they are the costly part.
     """
     empty = (_EMPTY, np.empty(0, dtype=np.int64)), (_EMPTY, _EMPTY, np.empty(0, dtype=np.int64))
     if len(doc_hashes) == 0 or len(entry_hashes) == 0:
@@ -227,6 +228,8 @@ def ngram_hits(doc_hashes, doc_nodes, entry_hashes, entry_ids, max_entries_per_n
     if not found.any():
         return empty
     hit_nodes, hit_counts = np.unique(doc_nodes[found], return_counts=True)
+    if not pairs:
+        return (hit_nodes, hit_counts), empty[1]
     attributable = found & (hi - lo <= max_entries_per_ngram)
     lo, n = lo[attributable], (hi - lo)[attributable]
     docs = np.repeat(doc_nodes[attributable], n)

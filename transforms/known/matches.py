@@ -78,24 +78,42 @@ class ReadIndexPart(beam.DoFn):
 
 
 class _NgramJoin(beam.DoFn):
-    def __init__(self, num_partitions):
-        self.num_partitions = num_partitions
+    """Per n-gram partition: hits per document, or (with `candidates`, a sorted array of the
+    documents whose hits can reach the containment threshold) the (document, output) pairs of
+    those documents only. Most pages share a few stock sentences with many outputs: pairing
+    every page with every output it shares a sample with made tens of millions of pairs per
+    million pages, of which only the candidates' can ever name a match."""
 
-    def process(self, element):
+    def __init__(self, num_partitions, pairs):
+        self.num_partitions = num_partitions
+        self.pairs = pairs
+
+    def process(self, element, candidates=None):
         _, items = element
         doc_h, doc_n = _concat([x[1:] for x in items if x[0] == "doc"], 2)
+        if self.pairs:
+            keep = np.isin(doc_n, candidates)
+            doc_h, doc_n = doc_h[keep], doc_n[keep]
         ent_h, ent_n = _concat([x[1:] for x in items if x[0] == "entry"], 2)
         (hit_nodes, hit_counts), (pair_docs, pair_entries, pair_counts) = graph.ngram_hits(
-            doc_h, doc_n, ent_h, ent_n, MAX_ENTRIES_PER_NGRAM)
+            doc_h, doc_n, ent_h, ent_n, MAX_ENTRIES_PER_NGRAM, pairs=self.pairs)
         P = self.num_partitions
-        for p, arrays in graph.split_by_partition(P, hit_nodes, hit_nodes, hit_counts):
-            yield p, ("hits",) + arrays
-        for p, arrays in graph.split_by_partition(P, pair_docs, pair_docs, pair_entries, pair_counts):
-            yield p, ("pairs",) + arrays
+        if self.pairs:
+            for p, arrays in graph.split_by_partition(P, pair_docs, pair_docs, pair_entries, pair_counts):
+                yield p, ("pairs",) + arrays
+        else:
+            for p, arrays in graph.split_by_partition(P, hit_nodes, hit_nodes, hit_counts):
+                yield p, ("hits",) + arrays
+
+
+def _parts(items, tag, width):
+    return _concat([x[1:] for x in items if x[0] == tag], width)
 
 
 class _ScoreDocuments(beam.DoFn):
-    """Per document partition: best near copy, containment, and the match to name."""
+    """Per document partition: best near copy and containment. A document that is no near
+    copy but shares enough samples with the outputs to contain one goes on as `pending`
+    (and its id as a `candidate`) to learn which output supplies the most."""
 
     def __init__(self, num_partitions, similarity_threshold, containment_threshold):
         self.num_partitions = num_partitions
@@ -104,21 +122,12 @@ class _ScoreDocuments(beam.DoFn):
 
     def process(self, element):
         _, items = element
-
-        def parts(tag, width):
-            return _concat([x[1:] for x in items if x[0] == tag], width)
-
-        sim_docs, sim_entries, sim = parts("sim", 3)
-        hit_nodes, hit_counts = parts("hits", 2)
-        pair_docs, pair_entries, pair_counts = parts("pairs", 3)
-        total_nodes, totals = parts("total", 2)
-        # Each n-gram partition reported its own counts: add them up per document and pair.
+        sim_docs, sim_entries, sim = _parts(items, "sim", 3)
+        hit_nodes, hit_counts = _parts(items, "hits", 2)
+        total_nodes, totals = _parts(items, "total", 2)
+        # Each n-gram partition reported its own counts: add them up per document.
         hit_nodes, hit_counts = graph.sum_by_key(hit_counts, hit_nodes)
-        (pair_docs, pair_entries), pair_counts = graph.sum_by_key(pair_counts, pair_docs, pair_entries)
         s_docs, s_entries, s_best = graph.best_by_node(sim_docs, sim_entries, sim)
-        c_docs, c_entries, c_shared = graph.best_by_node(pair_docs, pair_entries, pair_counts)
-        enough = c_shared >= MIN_SHARED_SAMPLES
-        c_docs, c_entries, c_shared = c_docs[enough], c_entries[enough], c_shared[enough]
         docs = np.unique(np.concatenate([s_docs, hit_nodes]))
         if len(docs) == 0:
             return
@@ -132,25 +141,75 @@ class _ScoreDocuments(beam.DoFn):
         sampled = graph.lookup(total_nodes[order], totals[order], docs).astype(np.float64)
         containment = np.divide(hits, sampled, out=np.zeros(len(docs)), where=sampled > 0)
         near = similarity >= self.similarity_threshold
-        # "contains" needs one output to supply the share on its own: overlaps scattered
-        # over many outputs (stock sentences) raise known_containment but copy nothing.
+        # One output's share of the samples is at most the share found in any output.
+        pending = ~near & (hits >= MIN_SHARED_SAMPLES) & (hits >= self.containment_threshold * np.maximum(sampled, 1))
+        if pending.any():
+            yield beam.pvalue.TaggedOutput("candidates", docs[pending])
+            for p, arrays in graph.split_by_partition(self.num_partitions, docs[pending], docs[pending],
+                                                      similarity[pending], containment[pending], sampled[pending]):
+                yield beam.pvalue.TaggedOutput("pending", (p, ("pending",) + arrays))
+        done = ~pending
+        yield from _results(self.num_partitions, docs[done], similarity[done], containment[done],
+                            np.where(near[done], KIND_NEAR_COPY, None).astype(object), entry[done])
+
+
+class _ContainedOutputs(beam.DoFn):
+    """Per document partition: for each pending document, the output sharing the most samples,
+    a `contains` match when it supplies the containment threshold on its own. Overlaps
+    scattered over many outputs (stock sentences) raise known_containment but copy nothing."""
+
+    def __init__(self, num_partitions, containment_threshold):
+        self.num_partitions = num_partitions
+        self.containment_threshold = containment_threshold
+
+    def process(self, element):
+        _, items = element
+        docs, similarity, containment, sampled = _parts(items, "pending", 4)
+        if len(docs) == 0:
+            return
+        order = np.argsort(docs)
+        docs, similarity, containment, sampled = docs[order], similarity[order], containment[order], sampled[order]
+        pair_docs, pair_entries, pair_counts = _parts(items, "pairs", 3)
+        (pair_docs, pair_entries), pair_counts = graph.sum_by_key(pair_counts, pair_docs, pair_entries)
+        c_docs, c_entries, c_shared = graph.best_by_node(pair_docs, pair_entries, pair_counts)
+        enough = c_shared >= MIN_SHARED_SAMPLES
+        c_docs, c_entries, c_shared = c_docs[enough], c_entries[enough], c_shared[enough]
         best_share = np.zeros(len(docs))
         with_pair = np.isin(docs, c_docs)
         best_share[with_pair] = graph.lookup(c_docs, c_shared, docs[with_pair]) / np.maximum(sampled[with_pair], 1)
-        contains = ~near & (best_share >= self.containment_threshold)
+        contains = best_share >= self.containment_threshold
+        entry = np.zeros(len(docs), dtype=np.uint64)
         entry[contains] = graph.lookup(c_docs, c_entries, docs[contains])
-        kind = np.where(near, KIND_NEAR_COPY, np.where(contains, KIND_CONTAINS, None)).astype(object)
-        matched = near | contains
-        # Unmatched documents still carry their scores; matched ones are named first.
-        for shard, cols in _by_shard(docs[~matched], similarity[~matched], containment[~matched],
-                                     np.full((~matched).sum(), None, dtype=object),
-                                     np.full((~matched).sum(), None, dtype=object),
-                                     kind[~matched]):
-            yield beam.pvalue.TaggedOutput("annotations", (shard, (ANNOTATION_KNOWN,) + cols))
-        for p, arrays in graph.split_by_partition(
-                self.num_partitions, entry[matched], entry[matched], docs[matched],
-                similarity[matched], containment[matched], kind[matched]):
-            yield p, ("match",) + arrays
+        yield from _results(self.num_partitions, docs, similarity, containment,
+                            np.where(contains, KIND_CONTAINS, None).astype(object), entry)
+
+
+def _results(num_partitions, docs, similarity, containment, kind, entry):
+    """Unmatched documents still carry their scores (as annotations); matched ones go on to
+    the entry's partition to be named."""
+    matched = np.array([k is not None for k in kind], dtype=bool)
+    none = np.full((~matched).sum(), None, dtype=object)
+    for shard, cols in _by_shard(docs[~matched], similarity[~matched], containment[~matched], none, none,
+                                 kind[~matched]):
+        yield beam.pvalue.TaggedOutput("annotations", (shard, (ANNOTATION_KNOWN,) + cols))
+    for p, arrays in graph.split_by_partition(num_partitions, entry[matched], entry[matched], docs[matched],
+                                              similarity[matched], containment[matched], kind[matched]):
+        yield p, ("match",) + arrays
+
+
+class _SortedUnion(beam.CombineFn):
+    def create_accumulator(self):
+        return []
+
+    def add_input(self, acc, docs):
+        acc.append(docs)
+        return acc
+
+    def merge_accumulators(self, accs):
+        return [a for acc in accs for a in acc]
+
+    def extract_output(self, acc):
+        return np.unique(np.concatenate(acc)) if acc else np.empty(0, dtype=np.uint64)
 
 
 def _name_matches(element):
@@ -182,19 +241,27 @@ class KnownOutputMatches(beam.PTransform):
     def expand(self, inputs):
         similarities, doc_ngrams, doc_totals, index_ngrams, index_attrs = inputs
         P = self.num_partitions
-        shared = ((doc_ngrams | "TagDocNgrams" >> beam.Map(_tag("doc")),
-                   index_ngrams | "TagIndexNgrams" >> beam.Map(_tag("entry")))
-                  | "AllNgrams" >> beam.Flatten()
-                  | "GroupByNgram" >> CountedGroupByKey()
-                  | "SharedNgrams" >> beam.ParDo(_NgramJoin(P)))
-        scored = ((shared, similarities, doc_totals | "TagTotals" >> beam.Map(_tag("total")))
+        by_ngram = ((doc_ngrams | "TagDocNgrams" >> beam.Map(_tag("doc")),
+                     index_ngrams | "TagIndexNgrams" >> beam.Map(_tag("entry")))
+                    | "AllNgrams" >> beam.Flatten()
+                    | "GroupByNgram" >> CountedGroupByKey())
+        hits = by_ngram | "SharedNgrams" >> beam.ParDo(_NgramJoin(P, pairs=False))
+        scored = ((hits, similarities, doc_totals | "TagTotals" >> beam.Map(_tag("total")))
                   | "EvidenceByDocument" >> beam.Flatten()
                   | "GroupByDocument" >> CountedGroupByKey()
                   | "ScoreDocuments" >> beam.ParDo(_ScoreDocuments(
                       P, self.similarity_threshold, self.containment_threshold)).with_outputs(
-                          "annotations", main="matches"))
-        named = ((scored.matches, index_attrs | "TagEntryAttrs" >> beam.Map(_tag("attr")))
+                          "annotations", "pending", "candidates", main="matches"))
+        candidates = scored.candidates | "ContainmentCandidates" >> beam.CombineGlobally(_SortedUnion())
+        pairs = by_ngram | "CandidatePairs" >> beam.ParDo(_NgramJoin(P, pairs=True),
+                                                          beam.pvalue.AsSingleton(candidates))
+        contained = ((scored.pending, pairs)
+                     | "PendingAndPairs" >> beam.Flatten()
+                     | "GroupPendingByDocument" >> CountedGroupByKey()
+                     | "ContainedOutputs" >> beam.ParDo(_ContainedOutputs(P, self.containment_threshold))
+                     .with_outputs("annotations", main="matches"))
+        named = ((scored.matches, contained.matches, index_attrs | "TagEntryAttrs" >> beam.Map(_tag("attr")))
                  | "MatchesAndEntries" >> beam.Flatten()
                  | "GroupByEntry" >> CountedGroupByKey()
                  | "NameMatches" >> beam.FlatMap(_name_matches))
-        return (named, scored.annotations) | "KnownAnnotations" >> beam.Flatten()
+        return (named, scored.annotations, contained.annotations) | "KnownAnnotations" >> beam.Flatten()
