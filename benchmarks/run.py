@@ -118,10 +118,18 @@ def measure(cmd, log_prefix, pool=None):
         busy0, t0 = busy_cpu_seconds(psutil), time.monotonic()
         proc = psutil.Popen(cmd, stdout=out, stderr=err)
         peak, worker_peak, both_peak, cpu_seen = 0, 0, 0, {}
+        timeline, next_sample = [], 0.0
         while True:
             driver = tree_rss(psutil, proc, cpu_seen)
             side = tree_rss(psutil, pool, cpu_seen) if pool else 0
             peak, worker_peak, both_peak = max(peak, driver), max(worker_peak, side), max(both_peak, driver + side)
+            if time.monotonic() - t0 >= next_sample:  # the memory timeline, once a second
+                try:
+                    alone = proc.memory_info().rss
+                except psutil.Error:
+                    alone = 0
+                timeline.append((round(time.monotonic() - t0, 1), driver + side, alone))
+                next_sample += 1.0
             try:
                 code = proc.wait(timeout=0.2)
                 break
@@ -129,6 +137,9 @@ def measure(cmd, log_prefix, pool=None):
                 pass
         seconds = time.monotonic() - t0
         busy = busy_cpu_seconds(psutil) - busy0
+    with open(log_prefix + ".rss.tsv", "w") as f:
+        f.write("seconds\ttree_rss_mb\tdriver_process_rss_mb\n"
+                + "".join(f"{t}\t{rss / 2**20:.0f}\t{alone / 2**20:.0f}\n" for t, rss, alone in timeline))
     ours = sum(cpu_seen.values())
     row = {"exit_code": code, "seconds": seconds, "peak_rss_mb": both_peak / 2**20, "cpu_seconds": ours,
            "other_cpu_cores": max(0.0, busy - ours) / seconds, "waited_for_quiet": waited}

@@ -16,6 +16,7 @@ from corpus_audit.transforms.audit import shard_pass, shuffle_check
 from corpus_audit.transforms.audit.progress import RunProgress
 from corpus_audit.transforms.audit.write_documents import WriteDocuments, write_dead_letters
 from corpus_audit.transforms.dedup.clustering import NearDuplicateClusters
+from corpus_audit.transforms.dedup.sketches import SketchFiles
 from corpus_audit.transforms.detectors.scoring import load_detector_model, read_domain_list
 from corpus_audit.transforms.known import index as known_index
 from corpus_audit.transforms.known import matches as known_outputs
@@ -73,7 +74,7 @@ def build_pipeline(p, shards, output_dir, staging_dir, settings, index=None, pro
                    | "SpreadIndexParts" >> shuffle_check.CountedReshuffle()
                    | "ReadIndexParts" >> beam.ParDo(known_outputs.ReadIndexPart(
                        index_dir, cfg, settings.partitions)).with_outputs(
-                           known_outputs.SIGS, known_outputs.NGRAMS, known_outputs.ATTRS,
+                           known_outputs.NGRAMS, known_outputs.ATTRS,
                            main=known_outputs.BANDS))
         side["ngram_filter"] = beam.pvalue.AsSingleton(
             entries[known_outputs.NGRAMS] | "IndexNgramFilter" >> beam.CombineGlobally(BuildNgramFilter()))
@@ -88,15 +89,15 @@ def build_pipeline(p, shards, output_dir, staging_dir, settings, index=None, pro
                  progress_tally=progress_tally,
              ), **side).with_outputs(*shard_pass.OUTPUTS, main=shard_pass.BANDS))
 
-    bands, sigs = stage[shard_pass.BANDS], stage[shard_pass.SIGS]
+    bands = stage[shard_pass.BANDS]
     if index:
         bands = (bands, entries[known_outputs.BANDS]) | "CrawlAndIndexBands" >> beam.Flatten()
-        sigs = (sigs, entries[known_outputs.SIGS]) | "CrawlAndIndexSignatures" >> beam.Flatten()
+    sketches = SketchFiles(staging_dir, *((index[0], [part["file"] for part in index[1]["parts"]]) if index else ()))
 
-    clusters = ((bands, stage[shard_pass.EXACT], sigs, stage[shard_pass.ATTRS])
+    clusters = ((bands, stage[shard_pass.EXACT], stage[shard_pass.ATTRS])
                 | "NearDuplicateClusters" >> NearDuplicateClusters(
                     settings.partitions, settings.cc_rounds, cfg.max_bucket_size,
-                    cfg.verify_threshold, with_known_outputs=bool(index)))
+                    cfg.verify_threshold, with_known_outputs=bool(index), sketches=sketches))
     annotations = clusters["annotations"]
     if index:
         known = ((clusters["known_similarities"], stage[shard_pass.NGRAMS], stage[shard_pass.NGRAM_TOTALS],

@@ -1,4 +1,6 @@
 """NearDuplicateClusters in a real Beam pipeline: chains, hot buckets, non-convergence."""
+import tempfile
+
 import apache_beam as beam
 import numpy as np
 import pytest
@@ -8,6 +10,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from corpus_audit.transforms.dedup import graph
 from corpus_audit.transforms.dedup.clustering import NearDuplicateClusters
+from corpus_audit.transforms.dedup.sketches import SketchFiles, sketch_path, write_sketches
 
 U = np.uint64
 
@@ -26,15 +29,19 @@ def run_clusters(band_pairs, n_docs_per_shard, expected_reps, expected_sizes, ro
     ids = np.array([f"doc-{int(n):020d}" for n in all_nodes], dtype=object)
     bands = list(graph.split_by_partition(partitions, keys, keys, nodes))
     attrs = list(graph.split_by_partition(partitions, all_nodes, all_nodes, words, ids))
-    sigs = []
-    if signatures is not None:
-        sig_nodes = np.array(sorted(signatures), dtype=U)
-        sig_rows = np.array([signatures[int(n)] for n in sig_nodes], dtype=np.uint32)
-        sigs = list(graph.split_by_partition(partitions, sig_nodes, sig_nodes, sig_rows))
+    sketches = None
+    if signatures is not None:  # verification reads each shard's sketches from its staging file
+        staging = tempfile.mkdtemp(prefix="sketches-")
+        for shard, n in enumerate(n_docs_per_shard):
+            rows = np.zeros((n, 100), dtype=np.uint32)
+            for r in range(n):
+                if node(shard, r) in signatures:
+                    rows[r] = signatures[node(shard, r)]
+            write_sketches(sketch_path(staging, shard), graph.verification_sketch(rows))
+        sketches = SketchFiles(staging)
     with TestPipeline(runner=FnApiRunner()) as p:
-        res = ((p | "B" >> beam.Create(bands), p | "E" >> beam.Create([]),
-                p | "S" >> beam.Create(sigs), p | "A" >> beam.Create(attrs))
-               | NearDuplicateClusters(partitions, rounds, max_bucket, verify_threshold))
+        res = ((p | "B" >> beam.Create(bands), p | "E" >> beam.Create([]), p | "A" >> beam.Create(attrs))
+               | NearDuplicateClusters(partitions, rounds, max_bucket, verify_threshold, sketches=sketches))
         flat = res["annotations"] | beam.FlatMap(
             lambda kv: [(kv[0], int(r), c, int(s), bool(rep)) for r, c, s, rep in zip(*kv[1][1:])]
             if kv[1][0] == "cluster" else [])

@@ -17,6 +17,7 @@ from corpus_audit.schemas import STAGED_SCHEMA
 from corpus_audit.transforms.audit.progress import ShardTally
 from corpus_audit.transforms.dedup import graph
 from corpus_audit.transforms.dedup.minhash import MinHasher, exact_key
+from corpus_audit.transforms.dedup.sketches import sketch_path, write_sketches
 from corpus_audit.transforms.detectors.base import guess_is_english
 from corpus_audit.transforms.detectors.scoring import load_detector_model
 from corpus_audit.transforms.known.index import NgramSampler
@@ -26,13 +27,12 @@ from corpus_audit.transforms.read.records import is_dead_letter
 DEAD = "dead_letters"
 BANDS = "bands"
 EXACT = "exact"
-SIGS = "signatures"
 ATTRS = "attrs"
 NGRAMS = "ngrams"
 NGRAM_TOTALS = "ngram_totals"
 STAGED = "staged"
 COUNTS = "counts"
-OUTPUTS = (DEAD, EXACT, SIGS, ATTRS, NGRAMS, NGRAM_TOTALS, STAGED, COUNTS)
+OUTPUTS = (DEAD, EXACT, ATTRS, NGRAMS, NGRAM_TOTALS, STAGED, COUNTS)
 
 BATCH_DOCS = 1000
 PARQUET_COMPRESSION = "zstd"
@@ -78,6 +78,7 @@ class AuditShard(beam.DoFn):
         sink = FileSystems.create(out_path)
         writer = pq.ParquetWriter(sink, STAGED_SCHEMA, compression=PARQUET_COMPRESSION)
         batch, n_docs = [], 0
+        self.sketches = []
         started = time.perf_counter()
         try:
             for row in read_shard(path, self.fmt, counts, self.max_doc_bytes):
@@ -99,6 +100,9 @@ class AuditShard(beam.DoFn):
             writer.close()
             sink.close()
         counts["documents"] = n_docs
+        write_sketches(sketch_path(self.staging_dir, shard_index),
+                       np.concatenate(self.sketches) if self.sketches else np.zeros((0, self.config.num_perm)))
+        self.sketches = []
         # Worker seconds per stage; reading and extraction is what the other stages leave over.
         spent = sum(v for k, v in counts.items() if k.startswith("stage_seconds."))
         add_seconds(counts, "read_extract", time.perf_counter() - started - spent)
@@ -160,9 +164,9 @@ class AuditShard(beam.DoFn):
             keys = self.hasher.band_keys(sigs).ravel()
             band_nodes = np.repeat(nodes[long_idx], self.config.num_bands)
             yield from graph.split_by_partition(P, keys, keys, band_nodes)
-            for p, arrays in graph.split_by_partition(P, nodes[long_idx], nodes[long_idx],
-                                                      graph.verification_sketch(sigs)):
-                yield beam.pvalue.TaggedOutput(SIGS, (p, arrays))
+            sketch = np.zeros((len(batch), sigs.shape[1]), dtype=np.uint16)
+            sketch[long_idx] = graph.verification_sketch(sigs)
+            self.sketches.append(sketch)
         exact = np.array([exact_key(row["text_hash"]) for row in batch], dtype=np.uint64)
         for p, arrays in graph.split_by_partition(P, exact, exact, nodes):
             yield beam.pvalue.TaggedOutput(EXACT, (p, arrays))

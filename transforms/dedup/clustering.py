@@ -10,6 +10,7 @@ import numpy as np
 
 from corpus_audit.transforms.audit.shuffle_check import CountedGroupByKey
 from corpus_audit.transforms.dedup import graph
+from corpus_audit.transforms.dedup.sketches import SketchFiles
 from corpus_audit.transforms.known import index as known_index
 
 ANNOTATION_CLUSTER = "cluster"
@@ -63,43 +64,41 @@ def _by_shard(nodes, *columns):
         yield int(shards[idx[0]]), (rows[idx],) + tuple(c[idx] for c in columns)
 
 
-class _AttachSourceSignature(beam.DoFn):
-    """Per node partition: each candidate edge picks up its source's signature and moves on
-    to the partition of its destination."""
+class _AttachSourceSketch(beam.DoFn):
+    """Per source file: each candidate edge picks up its source's sketch, read from that file,
+    and moves on to its destination's file."""
 
-    def __init__(self, num_partitions):
-        self.num_partitions = num_partitions
+    def __init__(self, sketches):
+        self.sketches = sketches
 
     def process(self, element):
-        _, items = element
-        src, dst = _concat([x[1:] for x in items if x[0] == "edge"], 2)
+        key, batches = element
+        src, dst = _concat(list(batches), 2)
         if len(src) == 0:
             return
         src, dst = graph.unique_edges(src, dst)
-        nodes, sigs = _sorted_signatures(items)
-        yield from graph.split_by_partition(self.num_partitions, dst, src, dst,
-                                            graph.lookup(nodes, sigs, src))
+        yield from _by_file(dst, src, dst, self.sketches.lookup(key, src))
 
 
 class _VerifyEdges(beam.DoFn):
-    """Per node partition: keep the candidate edges whose signatures agree enough.
+    """Per destination file: keep the candidate edges whose sketches agree enough.
 
     Edges to known-output entries leave on the `known` output with their agreement, keyed
     by the document's partition."""
 
-    def __init__(self, threshold, num_partitions):
+    def __init__(self, threshold, num_partitions, sketches):
         self.threshold = threshold
         self.num_partitions = num_partitions
+        self.sketches = sketches
 
     def process(self, element):
-        _, items = element
-        edges = [x[1:] for x in items if x[0] == "edge"]
+        key, edges = element
+        edges = list(edges)
         if not edges:
             return
         src, dst = _concat([e[:2] for e in edges], 2)
         sig_src = np.concatenate([e[2] for e in edges])
-        nodes, sigs = _sorted_signatures(items)
-        agreement = graph.signature_agreement(sig_src, graph.lookup(nodes, sigs, dst))
+        agreement = graph.signature_agreement(sig_src, self.sketches.lookup(key, dst))
         keep = agreement >= self.threshold
         known = known_index.is_entry(dst)
         dedup = ~known
@@ -115,14 +114,15 @@ class _VerifyEdges(beam.DoFn):
             yield beam.pvalue.TaggedOutput("known", (p, ("sim",) + arrays))
 
 
-def _sorted_signatures(items):
-    batches = [x[1:] for x in items if x[0] == "sig"]
-    if not batches:
-        return np.empty(0, dtype=np.uint64), np.empty((0, 0), dtype=np.uint32)
-    nodes = np.concatenate([b[0] for b in batches])
-    sigs = np.concatenate([b[1] for b in batches])
-    order = np.argsort(nodes)
-    return nodes[order], sigs[order]
+def _by_file(nodes, *columns):
+    """(file key, columns) for each file the nodes' sketches are in (SketchFiles.file_keys)."""
+    if len(nodes) == 0:
+        return
+    keys = SketchFiles.file_keys(nodes)
+    order = np.argsort(keys, kind="stable")
+    cuts = np.flatnonzero(np.diff(keys[order])) + 1
+    for idx in np.split(order, cuts):
+        yield int(keys[idx[0]]), tuple(c[idx] for c in columns)
 
 
 def _tag(tag):
@@ -181,9 +181,9 @@ class _ResolveRoots(beam.DoFn):
                 graph.lookup(a_nodes, a_words[order], nodes), graph.lookup(a_nodes, a_ids[order], nodes))
 
 
-def _key_by_source(edges, num_partitions):
+def _key_by_source_file(edges):
     src, dst = edges
-    return graph.split_by_partition(num_partitions, src, src, dst)
+    return _by_file(src, src, dst)
 
 
 def _undirected(edges, num_partitions):
@@ -243,27 +243,30 @@ def _representatives(element):
 
 
 class NearDuplicateClusters(beam.PTransform):
-    """(band, exact-key, signature, attribute batches) → per-shard cluster annotations.
+    """(band, exact-key, attribute batches) → per-shard cluster annotations.
 
     Inputs are PCollections of (partition, arrays) from the shard pass: band keys and
-    exact-text keys (partitioned by key), signatures and attributes (partitioned by node).
-    Known-output entries (ids with the top bit set) may join the band and signature inputs;
-    their verified similarities come out as `known_similarities`. Output is a dict with
-    `annotations`: (shard index, (kind, rows, ...)), `counts`: dicts of statistics, and
-    `known_similarities` (None without known outputs).
+    exact-text keys (partitioned by key) and attributes (partitioned by node). Known-output
+    entries (ids with the top bit set) may join the band input; their verified similarities
+    come out as `known_similarities`. Verification reads sketches through `sketches` (a
+    SketchFiles). Output is a dict with `annotations`: (shard index, (kind, rows, ...)),
+    `counts`: dicts of statistics, and `known_similarities` (None without known outputs).
     """
 
     def __init__(self, num_partitions, rounds, max_bucket_size, verify_threshold=0.0,
-                 with_known_outputs=False):
+                 with_known_outputs=False, sketches=None):
         super().__init__()
         self.num_partitions = num_partitions
         self.rounds = rounds
         self.max_bucket_size = max_bucket_size
         self.verify_threshold = verify_threshold
         self.with_known_outputs = with_known_outputs
+        self.sketches = sketches
+        if (verify_threshold > 0 or with_known_outputs) and sketches is None:
+            raise ValueError("verification needs the sketch files (sketches=SketchFiles(...))")
 
     def expand(self, inputs):
-        bands, exact, sigs, attrs = inputs
+        bands, exact, attrs = inputs
         P = self.num_partitions
         lsh = (bands
                | "GroupBandKeys" >> CountedGroupByKey()
@@ -275,21 +278,15 @@ class NearDuplicateClusters(beam.PTransform):
                   _BucketsToEdges(None, exact=True)).with_outputs("counts", "annotations", main="edges"))
         candidates, verify_counts, known = lsh.edges, [], None
         if self.verify_threshold > 0 or self.with_known_outputs:
-            # Two joins with the signatures, keyed by source then destination partition:
-            # a chance collision of one band never links two documents by itself.
-            tagged_sigs = sigs | "TagSignatures" >> beam.Map(_tag("sig"))
-            with_src = ((candidates
-                         | "KeyBySource" >> beam.FlatMap(_key_by_source, P)
-                         | "TagBySource" >> beam.Map(_tag("edge")), tagged_sigs)
-                        | "CandidatesAndSignatures" >> beam.Flatten()
-                        | "GroupBySource" >> CountedGroupByKey()
-                        | "AttachSourceSignature" >> beam.ParDo(_AttachSourceSignature(P))
-                        | "TagByDestination" >> beam.Map(_tag("edge")))
-            verified = ((with_src, tagged_sigs)
-                        | "CandidatesAndDestinationSignatures" >> beam.Flatten()
-                        | "GroupByDestination" >> CountedGroupByKey()
-                        | "VerifyEdges" >> beam.ParDo(_VerifyEdges(self.verify_threshold, P)).with_outputs(
-                            "counts", "known", main="edges"))
+            # Grouped by the file of the source's sketch, then of the destination's: a chance
+            # collision of one band never links two documents by itself.
+            verified = (candidates
+                        | "KeyBySourceFile" >> beam.FlatMap(_key_by_source_file)
+                        | "GroupBySourceFile" >> CountedGroupByKey()
+                        | "AttachSourceSketch" >> beam.ParDo(_AttachSourceSketch(self.sketches))
+                        | "GroupByDestinationFile" >> CountedGroupByKey()
+                        | "VerifyEdges" >> beam.ParDo(_VerifyEdges(self.verify_threshold, P, self.sketches))
+                        .with_outputs("counts", "known", main="edges"))
             candidates, verify_counts, known = verified.edges, [verified.counts], verified.known
         edges = (candidates, ex.edges) | "AllEdges" >> beam.Flatten()
 

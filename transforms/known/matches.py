@@ -31,7 +31,7 @@ MAX_ENTRIES_PER_NGRAM = 50
 # one stock phrase in a short page (a third of its three samples) is not a copy.
 MIN_SHARED_SAMPLES = 3
 
-BANDS, SIGS, NGRAMS, ATTRS = "bands", "signatures", "ngrams", "attrs"
+BANDS, NGRAMS, ATTRS = "bands", "ngrams", "attrs"
 
 
 class ReadIndexPart(beam.DoFn):
@@ -62,9 +62,6 @@ class ReadIndexPart(beam.DoFn):
                     keys = self.hasher.band_keys(sigs[hashed]).ravel()
                     band_ids = np.repeat(ids[hashed], self.config.num_bands)
                     yield from graph.split_by_partition(P, keys, keys, band_ids)
-                    for p, arrays in graph.split_by_partition(P, ids[hashed], ids[hashed],
-                                                              graph.verification_sketch(sigs[hashed])):
-                        yield beam.pvalue.TaggedOutput(SIGS, (p, arrays))
                 grams = batch.column("ngrams")
                 lengths = grams.value_lengths().to_numpy(zero_copy_only=False)
                 hashes = grams.flatten().to_numpy()
