@@ -311,10 +311,12 @@ def open_known_outputs(settings, beam_args, output_dir):
     manifest = known_index.read_manifest(location)
     known_index.check_compatible(manifest, known_index.index_params(settings.minhash, settings.ngram), location)
     # A re-run never matches the synthetic documents --update-index took from its own first attempt.
-    own = [p for p in manifest["parts"] if p.get("run_id") == settings.run_id]
-    if own and len(own) < len(manifest["parts"]):
+    if any(p.get("run_id") == settings.run_id for p in manifest["parts"]):
         parts = [p for p in manifest["parts"] if p.get("run_id") != settings.run_id]
         manifest = {**manifest, "parts": parts, "entries": sum(p["entries"] for p in parts)}
+        if parts:
+            known_index.check_parts(manifest, location)
+        return location, manifest
     known_index.check_parts(manifest, location)
     return location, manifest
 
