@@ -202,3 +202,15 @@ def test_a_tampered_part_fails_the_run_instead_of_reading_as_not_seen(runs, tmp_
         "does not match its manifest record (size or sha256): the index is damaged"), last
     assert not (tmp_path / "out" / "r9" / "_SUCCESS").exists()
     assert [p["run_id"] for p in manifest(idx)["parts"]] == ["r1", "r2"]
+
+
+def test_history_and_report_show_seen_new_and_changed_shares(runs, tmp_path):
+    run_cli("history", "--root", runs["out"], "--json", tmp_path / "h.json", "--no-diversity")
+    rows = {r["run_id"]: r for r in json.loads((tmp_path / "h.json").read_text())["runs"]}
+    assert rows["r1"]["new_share"] == 1 and rows["r1"]["seen_before_share"] == 0
+    assert rows["r2"]["seen_before_share"] == pytest.approx(35 / 55)
+    assert rows["r2"]["url_changed_share"] == pytest.approx(5 / 55)
+    run_cli("report", "--audit", runs["out"] / "r2", "--html", tmp_path / "r.html", "--json", tmp_path / "r.json")
+    seen = json.loads((tmp_path / "r.json").read_text())["current"]["seen_pages"]
+    assert (seen["exact"], seen["near"], seen["new"], seen["url_changed"]) == (30, 5, 20, 5)
+    assert "Seen before" in (tmp_path / "r.html").read_text()
