@@ -1,7 +1,10 @@
 """`corpus-audit audit`: wire the stages into one Beam pipeline and write audit.json."""
+import datetime
 import json
+import re
 import sys
 import time
+import uuid
 from contextlib import nullcontext
 
 import apache_beam as beam
@@ -14,7 +17,7 @@ from corpus_audit.pipelines.local_runner import make_runner
 from corpus_audit.schemas import SCHEMA_VERSION
 from corpus_audit.transforms.audit import shard_pass, shuffle_check
 from corpus_audit.transforms.audit.progress import RunProgress
-from corpus_audit.transforms.audit.write_documents import WriteDocuments, write_dead_letters
+from corpus_audit.transforms.audit.write_documents import SEEN_PARTS, WriteDocuments, write_dead_letters
 from corpus_audit.transforms.dedup.clustering import NearDuplicateClusters
 from corpus_audit.transforms.dedup.sketches import SketchFiles
 from corpus_audit.transforms.detectors.scoring import load_detector_model, read_domain_list
@@ -22,6 +25,9 @@ from corpus_audit.transforms.known import index as known_index
 from corpus_audit.transforms.known import matches as known_outputs
 from corpus_audit.transforms.known.ngram_filter import BuildNgramFilter
 from corpus_audit.transforms.read.shard_io import expand_inputs
+from corpus_audit.transforms.seen import core as seen_core
+from corpus_audit.transforms.seen import index as seen_index
+from corpus_audit.transforms.seen import matches as seen_matches
 
 OUTPUT_PATTERNS = ("documents-*.parquet", "dead_letters-*.parquet", "audit.json", "audit.json.tmp",
                    "_SUCCESS.tmp")
@@ -60,10 +66,11 @@ def existing_outputs(output_dir):
     return found
 
 
-def build_pipeline(p, shards, output_dir, staging_dir, settings, index=None, progress_tally=None):
+def build_pipeline(p, shards, output_dir, staging_dir, settings, index=None, progress_tally=None, seen=None):
     """The audit graph. `shards` is the sorted list of input paths; `index` is
     (directory, manifest) of the known-output index, or None; `progress_tally` is the
-    driver's progress file when the workers share its machine."""
+    driver's progress file when the workers share its machine; `seen` is (parts to read,
+    SeenPlan) of the seen-pages index, or None."""
     cfg = settings.minhash
     n = len(shards)
     entries, side = None, {}
@@ -86,19 +93,45 @@ def build_pipeline(p, shards, output_dir, staging_dir, settings, index=None, pro
                  staging_dir, cfg, settings.partitions, settings.max_doc_bytes, n,
                  fmt=settings.format, progress=settings.progress,
                  ngram_config=settings.ngram if index else None, detectors=settings.detectors,
-                 progress_tally=progress_tally,
+                 progress_tally=progress_tally, seen=seen is not None,
              ), **side).with_outputs(*shard_pass.OUTPUTS, main=shard_pass.BANDS))
 
-    bands = stage[shard_pass.BANDS]
+    bands, exact = stage[shard_pass.BANDS], stage[shard_pass.EXACT]
     if index:
         bands = (bands, entries[known_outputs.BANDS]) | "CrawlAndIndexBands" >> beam.Flatten()
-    sketches = SketchFiles(staging_dir, *((index[0], [part["file"] for part in index[1]["parts"]]) if index else ()))
+    seen_parts, plan = seen if seen else ((), None)
+    extra_counts = []
+    if seen_parts:
+        # The crawl's keys, as a Bloom filter, decide which index entries can meet it at all.
+        crawl_keys = beam.pvalue.AsSingleton(
+            (stage[shard_pass.BANDS], stage[shard_pass.EXACT], stage[shard_pass.URLS])
+            | "CrawlKeys" >> beam.Flatten()
+            | "CrawlKeyFilter" >> beam.CombineGlobally(BuildNgramFilter()))
+        seen_entries = (p
+                        | "ListSeenParts" >> beam.Create(list(enumerate(seen_parts)))
+                        | "SpreadSeenParts" >> shuffle_check.CountedReshuffle()
+                        | "ReadSeenParts" >> beam.ParDo(seen_matches.ReadSeenPart(
+                            plan.index_dir, cfg, settings.partitions, plan.runs), crawl_keys=crawl_keys).with_outputs(
+                                seen_matches.EXACT, seen_matches.ATTRS, seen_matches.URLS,
+                                "counts", main=seen_matches.BANDS))
+        bands = (bands, seen_entries[seen_matches.BANDS]) | "CrawlAndSeenBands" >> beam.Flatten()
+        exact = (exact, seen_entries[seen_matches.EXACT]) | "CrawlAndSeenExactKeys" >> beam.Flatten()
+        extra_counts.append(seen_entries["counts"])
+    sketches = SketchFiles(staging_dir, index_dir=index[0] if index else None,
+                           index_parts=[part["file"] for part in index[1]["parts"]] if index else (),
+                           seen_dir=plan.index_dir if plan else None, seen_parts=[part["file"] for part in seen_parts])
 
-    clusters = ((bands, stage[shard_pass.EXACT], stage[shard_pass.ATTRS])
+    clusters = ((bands, exact, stage[shard_pass.ATTRS])
                 | "NearDuplicateClusters" >> NearDuplicateClusters(
                     settings.partitions, settings.cc_rounds, cfg.max_bucket_size,
-                    cfg.verify_threshold, with_known_outputs=bool(index), sketches=sketches))
+                    cfg.verify_threshold, with_known_outputs=bool(index), with_seen=bool(seen_parts),
+                    sketches=sketches))
     annotations = clusters["annotations"]
+    if seen_parts:
+        seen_ann = ((clusters["seen_similarities"], clusters["seen_exact"], seen_entries[seen_matches.ATTRS],
+                     stage[shard_pass.URLS], seen_entries[seen_matches.URLS])
+                    | "SeenPages" >> seen_matches.SeenMatches(settings.similarity_threshold))
+        annotations = (annotations, seen_ann) | "WithSeenAnnotations" >> beam.Flatten()
     if index:
         known = ((clusters["known_similarities"], stage[shard_pass.NGRAMS], stage[shard_pass.NGRAM_TOTALS],
                   entries[known_outputs.NGRAMS], entries[known_outputs.ATTRS])
@@ -111,7 +144,13 @@ def build_pipeline(p, shards, output_dir, staging_dir, settings, index=None, pro
                | "WriteDocuments" >> beam.ParDo(WriteDocuments(
                    output_dir, staging_dir, n, known_checked=bool(index), detectors=settings.detectors,
                    allow_domains=read_domain_list(settings.allow_domains),
-                   deny_domains=read_domain_list(settings.deny_domains), lm=settings.lm, prior=settings.prior)))
+                   deny_domains=read_domain_list(settings.deny_domains), lm=settings.lm, prior=settings.prior,
+                   seen=plan)).with_outputs(SEEN_PARTS, main="counts"))
+    parts_path = FileSystems.join(staging_dir, "seen_parts.json")
+    (written[SEEN_PARTS]
+     | "CollectSeenParts" >> beam.combiners.ToList()
+     | "WriteSeenParts" >> beam.Map(lambda parts: _write_text(parts_path, json.dumps(
+         sorted(parts, key=lambda r: r["file"]), sort_keys=True))))
 
     dead = (stage[shard_pass.DEAD]
             | "CollectDeadLetters" >> beam.combiners.ToList()
@@ -119,7 +158,7 @@ def build_pipeline(p, shards, output_dir, staging_dir, settings, index=None, pro
                 lambda rows: {"dead_letters_written": write_dead_letters(rows, output_dir, staging_dir)}))
 
     counts_path = FileSystems.join(staging_dir, "counts.json")
-    ((stage[shard_pass.COUNTS], clusters["counts"], written, dead)
+    ((stage[shard_pass.COUNTS], clusters["counts"], written.counts, dead, *extra_counts)
      | "AllCounts" >> beam.Flatten()
      | "SumCounts" >> beam.CombineGlobally(MergeCounts())
      | "WriteCounts" >> beam.Map(lambda c: _write_text(counts_path, json.dumps(c, sort_keys=True))))
@@ -134,6 +173,19 @@ def _write_text(path, text):
 def _read_text(path):
     with FileSystems.open(path) as f:
         return f.read().decode("utf-8")
+
+
+def seen_summary(counts, seen, settings):
+    """audit.json's `seen`: documents seen before (exact, near), new, and URLs whose text changed."""
+    if seen is None:
+        return None
+    parts, plan = seen
+    return {"index": plan.index_dir, "entries": sum(p["entries"] for p in parts), "parts_read": len(parts),
+            "entries_shipped": counts.get("seen_entries_shipped", 0),
+            "exact": counts.get("seen.exact", 0), "near": counts.get("seen.near", 0),
+            "new": counts.get("seen.new", 0), "url_seen": counts.get("seen.url_seen", 0),
+            "url_changed": counts.get("seen.url_changed", 0), "run_date": plan.run_date,
+            "cutoff": plan.cutoff.isoformat(), "similarity_threshold": settings.similarity_threshold}
 
 
 def summarise(counts, shards, settings, seconds, index=None):
@@ -261,8 +313,52 @@ def open_known_outputs(settings, beam_args, output_dir):
         location = built
     manifest = known_index.read_manifest(location)
     known_index.check_compatible(manifest, known_index.index_params(settings.minhash, settings.ngram), location)
+    # A re-run never matches the synthetic documents --update-index took from its own first attempt.
+    if any(p.get("run_id") == settings.run_id for p in manifest["parts"]):
+        parts = [p for p in manifest["parts"] if p.get("run_id") != settings.run_id]
+        manifest = {**manifest, "parts": parts, "entries": sum(p["entries"] for p in parts)}
+        if parts:
+            known_index.check_parts(manifest, location)
+        return location, manifest
     known_index.check_parts(manifest, location)
     return location, manifest
+
+
+def run_date_of(settings):
+    """The run's date: --run-date, else the run id when it is an ISO date (the default run id
+    and a scheduler's logical date are), else today (UTC)."""
+    if settings.run_date:
+        return datetime.date.fromisoformat(str(settings.run_date)).isoformat()
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", settings.run_id or ""):
+        try:
+            return datetime.date.fromisoformat(settings.run_id).isoformat()
+        except ValueError:
+            pass
+    return datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+
+
+def open_seen_index(settings):
+    """(parts to read, SeenPlan) of --seen-index, checked before any work, or None. A path
+    without an index is fine: the index is created when this run commits."""
+    if not settings.seen_index:
+        return None
+    location = settings.seen_index.rstrip("/")
+    manifest = seen_index.open_index(location, seen_index.index_params(settings.minhash))
+    parts = seen_index.parts_before_run(manifest, settings.run_id)
+    seen_index.check_parts(location, parts, settings.minhash.num_perm)
+    plan = seen_core.SeenPlan(location, settings.run_id, run_date_of(settings),
+                              seen_index.runs_of({"parts": parts}, settings.run_id), uuid.uuid4().hex[:8],
+                              settings.seen_cutoff, settings.minhash.num_perm)
+    return parts, plan
+
+
+_SEEN_PART_ERROR = re.compile(r"seen index part [^\n'\"\[]*")
+
+
+def _seen_failure(exc):
+    """The one-line SeenIndexError a damaged part raised on a worker, however the runner wrapped it."""
+    found = _SEEN_PART_ERROR.search(str(exc))
+    return seen_index.SeenIndexError(found.group(0).strip()) if found else None
 
 
 def prepare_run_dir(run_dir, overwrite, progress=True):
@@ -290,6 +386,7 @@ def run_audit(settings, beam_args):
     options = PipelineOptions(beam_args)
     runner = make_runner(options)  # an endpoint that does not answer fails before the run dir is touched
     load_detector_model(settings.detectors)  # so does a model that cannot be read
+    seen = open_seen_index(settings)  # and a seen index that cannot be used
     prepare_run_dir(output_dir, settings.overwrite, settings.progress)
     # A fixed name: the leftovers of a killed run are found and removed by the next attempt.
     staging_dir = FileSystems.join(output_dir, "_staging")
@@ -299,17 +396,30 @@ def run_audit(settings, beam_args):
         index = open_known_outputs(settings, beam_args, output_dir)
         # The local runner's workers share this machine, so the driver can sum their progress.
         with RunProgress(len(shards)) if settings.progress and runner is not None else nullcontext() as progress:
-            with beam.Pipeline(runner=runner, options=options) as p:
-                counts_path = build_pipeline(p, shards, output_dir, staging_dir, settings, index,
-                                             progress_tally=progress.path if progress else None)
+            try:
+                with beam.Pipeline(runner=runner, options=options) as p:
+                    counts_path = build_pipeline(p, shards, output_dir, staging_dir, settings, index,
+                                                 progress_tally=progress.path if progress else None, seen=seen)
+            except Exception as exc:
+                failure = _seen_failure(exc)
+                if failure is not None:
+                    raise failure from exc
+                raise
         shuffles = shuffle_check.check(p.result)
         counts = json.loads(_read_text(counts_path))
         summary = summarise(counts, shards, settings, time.monotonic() - start, index)
+        summary["seen"] = seen_summary(counts, seen, settings)
         summary["shuffles"] = shuffles
         summary["run_id"] = settings.run_id
         summary["run_dir"] = output_dir
+        seen_parts = json.loads(_read_text(FileSystems.join(staging_dir, "seen_parts.json"))) if seen else None
         runs.write_json(FileSystems.join(output_dir, "audit.json"), summary)
     finally:
         runs.remove_dir(staging_dir)
     runs.commit(output_dir, settings.run_id)
+    if seen:
+        # After the run's commit, once per run id: a re-run replaces the run's parts.
+        summary["seen_index_update"] = seen_index.commit_run(
+            seen[1].index_dir, seen_index.index_params(settings.minhash), settings.run_id, seen[1].run_date,
+            seen_parts)
     return summary

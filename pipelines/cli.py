@@ -5,6 +5,7 @@ Unknown `--flags` are handed to Beam, so any runner option (`--runner=DataflowRu
 works unchanged.
 """
 import argparse
+import datetime
 import importlib
 import json
 import logging
@@ -60,6 +61,9 @@ class AuditSettings:
     update_index: str = None
     lm: LMOptions = field(default_factory=LMOptions)
     prior: float = DEFAULT_PRIOR
+    seen_index: str = None
+    seen_cutoff: datetime.date = datetime.date(2022, 11, 30)
+    run_date: str = None
 
 
 def _add_hash_args(ap):
@@ -101,6 +105,17 @@ def _add_audit_args(ap):
     k.add_argument("--update-index",
                    help="after the run, add the documents labelled synthetic to this index (created if "
                         "missing) so the next audit finds copies of them")
+    sp = ap.add_argument_group("seen pages (what earlier runs read)")
+    sp.add_argument("--seen-index",
+                    help="seen-pages index directory (any Beam filesystem): documents are matched against the "
+                         "earlier runs it holds (seen_before, first_seen_run, url_seen_before, ...), and this run's "
+                         "documents are added to it when the run commits; created by the first run")
+    sp.add_argument("--seen-cutoff", default="2022-11-30",
+                    help="text first seen before this date (YYYY-MM-DD) is human evidence; a page rewritten after "
+                         "it into text that scores synthetic is machine-edited (default %(default)s)")
+    sp.add_argument("--run-date",
+                    help="date of this run (YYYY-MM-DD), the capture date of documents without a crawl_date "
+                         "(default: the run id if it is a date, else today, UTC)")
     det = ap.add_argument_group("detectors and provenance")
     det.add_argument("--model", default="default",
                      help="detector model directory from `corpus-audit train` (default: the model shipped "
@@ -165,7 +180,19 @@ def _settings(args, inputs, output):
                      tokens=getattr(args, "lm_tokens", LMOptions.tokens),
                      threads=getattr(args, "lm_threads", None), gpu_layers=getattr(args, "lm_gpu_layers", 0)),
         prior=_rate(getattr(args, "prior", DEFAULT_PRIOR), "--prior", open_interval=True),
+        seen_index=getattr(args, "seen_index", None),
+        seen_cutoff=_date(getattr(args, "seen_cutoff", "2022-11-30"), "--seen-cutoff"),
+        run_date=_date(getattr(args, "run_date", None), "--run-date") and args.run_date,
     )
+
+
+def _date(value, option):
+    if value is None:
+        return None
+    try:
+        return datetime.date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{option} {value!r} is not a date (YYYY-MM-DD)") from None
 
 
 def _rate(x, option, open_interval=False):
@@ -198,6 +225,11 @@ def print_summary(summary, out=sys.stdout):
         kinds = ", ".join(f"{k} {v}" for k, v in known["matched_by_kind"].items()) or "none"
         print(f"known outputs     {known['documents_matched']:,} documents match the "
               f"{known['entries']:,} outputs in {known['index']} ({kinds})", file=out)
+    seen = summary.get("seen")
+    if seen:
+        print(f"seen pages        {seen['exact']:,} exact and {seen['near']:,} near copies of pages earlier runs "
+              f"saw, {seen['new']:,} new; {seen['url_changed']:,} of {seen['url_seen']:,} known URLs changed text "
+              f"({seen['entries']:,} entries in {seen['index']})", file=out)
     print(f"seconds           {summary['seconds']} ({summary['documents_per_second']} records/s)", file=out)
 
 
@@ -358,6 +390,11 @@ def _audit_command(args, beam_args):
     summary = run_audit(settings, beam_args)
     print_summary(summary)
     print(f"results in {summary['run_dir']}", file=sys.stdout)
+    update = summary.get("seen_index_update")
+    if update:
+        note = " (replacing this run's earlier entries)" if update["replaced"] else ""
+        print(f"seen index        {update['added']:,} documents added{note}; {update['entries']:,} entries from "
+              f"{update['runs']} run(s) in {update['index']}")
     if settings.update_index:
         from corpus_audit.pipelines.index import add_run_to_index
 

@@ -15,10 +15,14 @@ COLUMNS = [
     ("mean_likelihood", "mean p", "{:.3f}"),
     ("duplicate_rate", "duplicates", "{:.1%}"),
     ("known_output_share", "known copies", "{:.1%}"),
+    ("seen_before_share", "seen before", "{:.1%}"),
+    ("new_share", "new", "{:.1%}"),
+    ("url_changed_share", "changed", "{:.1%}"),
     ("distinct_2", "distinct-2", "{:.3f}"),
     ("tail_mass", "tail mass", "{:.3f}"),
 ]
-TRENDED = ("share_estimate", "synthetic_share", "duplicate_rate", "known_output_share", "distinct_2", "tail_mass")
+TRENDED = ("share_estimate", "synthetic_share", "duplicate_rate", "known_output_share", "seen_before_share",
+           "new_share", "url_changed_share", "distinct_2", "tail_mass")
 
 
 def add_arguments(p):
@@ -46,6 +50,7 @@ def headline(run, diversity=True):
         "known_output_share": round(known["documents_matched"] / docs, 6) if known and docs else None,
         "distinct_2": None,
         "tail_mass": None,
+        **seen_shares(s.get("seen"), docs),
     }
     if diversity and docs:
         from corpus_audit.transforms.report.collapse_signals import collapse_signals
@@ -53,6 +58,15 @@ def headline(run, diversity=True):
         signals = collapse_signals(run)
         row["distinct_2"], row["tail_mass"] = signals.get("distinct_2"), signals.get("tail_mass")
     return row
+
+
+def seen_shares(seen, docs):
+    """Shares of the run's documents whose text (or a near copy) an earlier run saw, that are new,
+    and whose URL an earlier run saw with other text (runs with --seen-index; else None)."""
+    if not seen or not docs:
+        return {"seen_before_share": None, "new_share": None, "url_changed_share": None}
+    return {"seen_before_share": round((seen["exact"] + seen["near"]) / docs, 6),
+            "new_share": round(seen["new"] / docs, 6), "url_changed_share": round(seen["url_changed"] / docs, 6)}
 
 
 def _interval(estimate):

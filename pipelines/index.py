@@ -108,8 +108,9 @@ class BuildIndexPart(beam.DoFn):
         }, schema=self.schema)
 
 
-def build_or_add(settings, beam_args, index_dir, append, progress=True):
-    """Build (or append to) an index; returns (manifest, dead letters written)."""
+def build_or_add(settings, beam_args, index_dir, append, progress=True, run_id=None):
+    """Build (or append to) an index; returns (manifest, dead letters written). `run_id` (an
+    audit's, for --update-index) is recorded in the new parts."""
     start = time.monotonic()
     params = ki.index_params(settings.minhash, settings.ngram)
     if append:
@@ -140,6 +141,8 @@ def build_or_add(settings, beam_args, index_dir, append, progress=True):
         parts = json.loads(f.read().decode("utf-8"))
     FileSystems.delete([parts_path])
     dead = sum(p["dead_letters"] for p in parts)
+    if run_id is not None:
+        parts = [{**p, "run_id": run_id} for p in parts]
     if dead == 0 and FileSystems.exists(dead_path):
         FileSystems.delete([dead_path])
     ki.add_parts(manifest, parts)
@@ -207,19 +210,18 @@ def export_synthetic(element, export_dir):
 
 def add_run_to_index(run_dir, run_id, index_dir, settings, beam_args, progress=True):
     """`audit --update-index`: add a committed run's synthetic documents to an index (built if
-    missing) so that the next audit names copies of them. A run is added once: its export
-    directory (named after the run's commit time) is recorded in the parts' `input`, and a second
-    attempt is a no-op."""
+    missing) so that the next audit names copies of them. A run is added once: its parts record
+    the run id, and a second attempt (a retry, or a re-run with --overwrite, which commits again
+    at another time) is a no-op."""
     from corpus_audit.pipelines.runs import open_run, remove_dir
 
     run = open_run(run_dir)
-    stamp = "".join(ch for ch in run.finished_at if ch.isalnum())
-    export_dir = FileSystems.join(run_dir.rstrip("/"), f"_index_update-{stamp}")
+    export_dir = FileSystems.join(run_dir.rstrip("/"), "_index_update")
     exists = FileSystems.exists(ki.manifest_path(index_dir))
     if exists:
         manifest = ki.read_manifest(index_dir)
         ki.check_compatible(manifest, ki.index_params(settings.minhash, settings.ngram), index_dir)
-        if any(str(p.get("input", "")).startswith(export_dir + "/") for p in manifest["parts"]):
+        if any(p.get("run_id") == run_id for p in manifest["parts"]):
             return {"added": 0, "already_added": True, "index": index_dir}
     remove_dir(export_dir)
     FileSystems.mkdirs(export_dir)
@@ -239,7 +241,7 @@ def add_run_to_index(run_dir, run_id, index_dir, settings, beam_args, progress=T
             return {"added": 0, "already_added": False, "index": index_dir}
         raw = type(settings)(**{**settings.__dict__, "inputs": files, "format": "parquet", "overwrite": False})
         before = manifest["entries"] if exists else 0
-        manifest, _ = build_or_add(raw, beam_args, index_dir, append=exists, progress=progress)
+        manifest, _ = build_or_add(raw, beam_args, index_dir, append=exists, progress=progress, run_id=run_id)
         return {"added": manifest["entries"] - before, "already_added": False, "index": index_dir,
                 "run_id": run_id}
     finally:

@@ -6,7 +6,7 @@ check the version stored in the file metadata instead of guessing from column na
 """
 import pyarrow as pa
 
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
 
 _TS = pa.timestamp("ms", tz="UTC")
 
@@ -58,6 +58,22 @@ KNOWN_OUTPUT_COLUMNS = [
     ("known_match_kind", pa.string(), True,
      "near_copy (known_similarity ≥ --similarity-threshold) | contains (the named output alone "
      "supplies ≥ --containment-threshold of the document's sampled n-grams) | null."),
+]
+
+SEEN_COLUMNS = [
+    ("first_seen_run", pa.string(), True,
+     "Run id of the earliest capture of this text or a near copy in the seen-pages index (--seen-index), "
+     "earliest by (date, run id); this run's id for text never seen before; null without a seen index."),
+    ("first_seen_date", pa.date32(), True,
+     "Date of that earliest capture: its crawl_date, else the date of its run (--run-date); null without a "
+     "seen index."),
+    ("seen_before", pa.string(), True,
+     "exact (an earlier run held the same text_hash) | near (a near copy: estimated Jaccard ≥ "
+     "--similarity-threshold) | null (new text, or no seen index)."),
+    ("url_seen_before", pa.bool_(), True,
+     "An earlier run captured this URL; null without a URL or without a seen index."),
+    ("text_changed_since", pa.bool_(), True,
+     "The URL's latest earlier capture had another text_hash; null unless url_seen_before."),
 ]
 
 DETECTOR_NAMES = ("classifier", "stylometry", "wordfreq", "compression", "phrases")
@@ -127,10 +143,11 @@ def _schema(columns, kind):
 
 STAGED_SCHEMA = _schema(SOURCE_COLUMNS + [c for c in DEDUP_COLUMNS if c[0] == "too_short"]
                         + DETECTOR_SCORE_COLUMNS, "staged_documents")
-DOCUMENT_SCHEMA = _schema(SOURCE_COLUMNS + DEDUP_COLUMNS + KNOWN_OUTPUT_COLUMNS + DETECTOR_SCORE_COLUMNS
-                          + LM_COLUMNS + ENSEMBLE_COLUMNS, "documents")
+DOCUMENT_SCHEMA = _schema(SOURCE_COLUMNS + DEDUP_COLUMNS + KNOWN_OUTPUT_COLUMNS + SEEN_COLUMNS
+                          + DETECTOR_SCORE_COLUMNS + LM_COLUMNS + ENSEMBLE_COLUMNS, "documents")
 DEAD_LETTER_SCHEMA = _schema(DEAD_LETTER_COLUMNS, "dead_letters")
-_BY_NAME = {c[0]: c for c in SOURCE_COLUMNS + DEDUP_COLUMNS + KNOWN_OUTPUT_COLUMNS + DETECTOR_SCORE_COLUMNS
+_BY_NAME = {c[0]: c for c in SOURCE_COLUMNS + DEDUP_COLUMNS + KNOWN_OUTPUT_COLUMNS + SEEN_COLUMNS
+            + DETECTOR_SCORE_COLUMNS
             + LM_COLUMNS + ENSEMBLE_COLUMNS}
 TRAINING_SCHEMA = _schema([_BY_NAME[name] for name in TRAINING_COLUMN_NAMES], "training_shard")
 

@@ -115,3 +115,26 @@ def test_update_index_lets_the_next_run_name_copies_of_this_runs_synthetic_pages
     index_ids = {r["output_id"] for f in idx.glob("part-*.parquet")
                  for r in pq.read_table(f, columns=["output_id"]).to_pylist()}
     assert index_ids == expected
+
+
+def test_update_index_adds_a_run_once_even_when_it_is_rerun_with_overwrite(tmp_path):
+    import json
+    import os
+
+    from conftest import WARC_DIR
+
+    root, idx = tmp_path / "audits", tmp_path / "idx"
+    shard = os.path.join(WARC_DIR, "sample-crawl-00001.jsonl.gz")
+    args = ["audit", "--input", shard, "--output", root, "--run-id", "r", "--quiet", "--update-index", idx,
+            "--prior", "0.5"]
+    first = run_cli(*args)
+    manifest = json.loads((idx / "index.json").read_text())
+    assert manifest["entries"] > 0 and {p["run_id"] for p in manifest["parts"]} == {"r"}
+    assert "synthetic documents added" in first.stdout
+    # The re-run commits at another time; the index still holds the run once, and the re-run,
+    # reading the index it updates, does not find its own first attempt's pages there.
+    again = run_cli(*args, "--overwrite", "--known-outputs", idx)
+    assert "(this run was added before)" in again.stdout
+    assert json.loads((idx / "index.json").read_text())["entries"] == manifest["entries"]
+    kinds = read_documents(root / "r", ["known_match_kind"]).column(0).to_pylist()
+    assert kinds.count("near_copy") == 0

@@ -23,6 +23,7 @@ from corpus_audit.transforms.detectors.scoring import load_detector_model
 from corpus_audit.transforms.known.index import NgramSampler
 from corpus_audit.transforms.read.readers import read_shard
 from corpus_audit.transforms.read.records import is_dead_letter
+from corpus_audit.transforms.seen.core import url_keys
 
 DEAD = "dead_letters"
 BANDS = "bands"
@@ -32,7 +33,8 @@ NGRAMS = "ngrams"
 NGRAM_TOTALS = "ngram_totals"
 STAGED = "staged"
 COUNTS = "counts"
-OUTPUTS = (DEAD, EXACT, ATTRS, NGRAMS, NGRAM_TOTALS, STAGED, COUNTS)
+URLS = "urls"
+OUTPUTS = (DEAD, EXACT, ATTRS, NGRAMS, NGRAM_TOTALS, STAGED, COUNTS, URLS)
 
 BATCH_DOCS = 1000
 PARQUET_COMPRESSION = "zstd"
@@ -40,6 +42,15 @@ PARQUET_COMPRESSION = "zstd"
 
 def staged_path(staging_dir, shard_index):
     return FileSystems.join(staging_dir, f"staged-{shard_index:06d}.parquet")
+
+
+def signatures_path(staging_dir, shard_index):
+    """Per-shard MinHash signatures (rows as in the staged file), kept for the seen-pages index."""
+    return FileSystems.join(staging_dir, f"signatures-{shard_index:06d}.parquet")
+
+
+def signature_schema(num_perm):
+    return pa.schema([pa.field("signature", pa.list_(pa.uint32(), num_perm), nullable=False)])
 
 
 def add_seconds(counts, stage, seconds):
@@ -50,8 +61,9 @@ def add_seconds(counts, stage, seconds):
 class AuditShard(beam.DoFn):
     def __init__(self, staging_dir, minhash_config, num_partitions, max_doc_bytes,
                  total_shards, fmt=None, progress=True, ngram_config=None, detectors=None,
-                 progress_tally=None):
+                 progress_tally=None, seen=False):
         self.staging_dir = staging_dir
+        self.seen = seen  # set when the audit joins a seen-pages index: URL keys and signatures
         self.config = minhash_config
         self.num_partitions = num_partitions
         self.max_doc_bytes = max_doc_bytes
@@ -77,6 +89,11 @@ class AuditShard(beam.DoFn):
         out_path = staged_path(self.staging_dir, shard_index)
         sink = FileSystems.create(out_path)
         writer = pq.ParquetWriter(sink, STAGED_SCHEMA, compression=PARQUET_COMPRESSION)
+        self.sig_sink = self.sig_writer = None
+        if self.seen:
+            self.sig_sink = FileSystems.create(signatures_path(self.staging_dir, shard_index))
+            self.sig_writer = pq.ParquetWriter(self.sig_sink, signature_schema(self.config.num_perm),
+                                               compression=PARQUET_COMPRESSION)
         batch, n_docs = [], 0
         self.sketches = []
         started = time.perf_counter()
@@ -99,6 +116,9 @@ class AuditShard(beam.DoFn):
         finally:
             writer.close()
             sink.close()
+            if self.sig_writer is not None:
+                self.sig_writer.close()
+                self.sig_sink.close()
         counts["documents"] = n_docs
         write_sketches(sketch_path(self.staging_dir, shard_index),
                        np.concatenate(self.sketches) if self.sketches else np.zeros((0, self.config.num_perm)))
@@ -159,8 +179,11 @@ class AuditShard(beam.DoFn):
         numpy batches keyed by hash partition."""
         P = self.num_partitions
         long_idx = np.flatnonzero(~too_short)
+        all_sigs = np.zeros((len(batch), self.config.num_perm), dtype=np.uint32) if self.seen else None
         if len(long_idx):
             sigs = self.hasher.signatures([shingles[i] for i in long_idx])
+            if self.seen:
+                all_sigs[long_idx] = sigs
             keys = self.hasher.band_keys(sigs).ravel()
             band_nodes = np.repeat(nodes[long_idx], self.config.num_bands)
             yield from graph.split_by_partition(P, keys, keys, band_nodes)
@@ -170,6 +193,14 @@ class AuditShard(beam.DoFn):
         exact = np.array([exact_key(row["text_hash"]) for row in batch], dtype=np.uint64)
         for p, arrays in graph.split_by_partition(P, exact, exact, nodes):
             yield beam.pvalue.TaggedOutput(EXACT, (p, arrays))
+        if self.seen:
+            self.sig_writer.write_table(pa.table({"signature": pa.FixedSizeListArray.from_arrays(
+                pa.array(all_sigs.ravel(), pa.uint32()), self.config.num_perm)},
+                schema=signature_schema(self.config.num_perm)))
+            urls, has_url = url_keys([row["url"] for row in batch])
+            for p, arrays in graph.split_by_partition(P, urls[has_url], urls[has_url], nodes[has_url],
+                                                      exact[has_url]):
+                yield beam.pvalue.TaggedOutput(URLS, (p, arrays))
         if self.sampler:
             lengths = np.array([len(g) for g in grams], dtype=np.int64)
             counts["ngram_samples"] = counts.get("ngram_samples", 0) + int(lengths.sum())

@@ -5,6 +5,8 @@ with an exact copy have any), so each worker rewrites one staged file at a time,
 row groups. Files are written under a temporary name and renamed, so a killed run never
 leaves a `documents-*` file that looks complete.
 """
+import hashlib
+import io
 import time
 
 import apache_beam as beam
@@ -14,12 +16,18 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from corpus_audit.schemas import DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA
-from corpus_audit.transforms.audit.shard_pass import PARQUET_COMPRESSION
+from corpus_audit.schemas.documents import SEEN_COLUMNS
+from corpus_audit.transforms.audit.shard_pass import PARQUET_COMPRESSION, signatures_path
 from corpus_audit.transforms.dedup.clustering import ANNOTATION_CLUSTER, ANNOTATION_EXACT, ANNOTATION_RENAME
 from corpus_audit.transforms.detectors.ensemble import NEAR_COPY_SIMILARITY
 from corpus_audit.transforms.detectors.lm_stage import lm_columns, lm_selection
 from corpus_audit.transforms.detectors.scoring import ensemble_columns, load_detector_model
 from corpus_audit.transforms.known.matches import ANNOTATION_KNOWN
+from corpus_audit.transforms.seen import core as seen_core
+from corpus_audit.transforms.seen.index import part_schema as seen_part_schema
+
+SEEN_PARTS = "seen_parts"
+SEEN_COLUMN_NAMES = [c[0] for c in SEEN_COLUMNS]
 
 
 def documents_path(output_dir, shard_index, num_shards):
@@ -77,7 +85,8 @@ def annotation_columns(doc_ids, annotations, known_checked):
 
 class WriteDocuments(beam.DoFn):
     def __init__(self, output_dir, staging_dir, num_shards, known_checked=False, detectors=None,
-                 allow_domains=(), deny_domains=(), lm=None, prior=None):
+                 allow_domains=(), deny_domains=(), lm=None, prior=None, seen=None):
+        self.seen = seen  # a seen_core.SeenPlan, or None without a seen-pages index
         self.lm = lm  # LMOptions, or None for no LM tier
         self.prior = prior
         self.output_dir = output_dir
@@ -112,6 +121,8 @@ class WriteDocuments(beam.DoFn):
         matched = np.array([k is not None for k in cols["known_match_kind"]], dtype=bool)
         _count_values(counts, "known_match.", cols["known_match_model"][matched])
         _count_values(counts, "known_kind.", cols["known_match_kind"][matched])
+        folded = seen_core.fold_annotations(len(doc_ids), annotations) if self.seen else None
+        piece = _SeenPiece(self.seen, self.staging_dir, shard_index) if self.seen else None
 
         def write(sink):
             with pq.ParquetWriter(sink, DOCUMENT_SCHEMA, compression=PARQUET_COMPRESSION) as writer:
@@ -120,10 +131,14 @@ class WriteDocuments(beam.DoFn):
                     stop = start + batch.num_rows
                     arrays = {name: batch.column(name) for name in batch.schema.names}
                     lm = self._lm_columns(batch, cols, start, stop, counts)
+                    seen_cols, signals = self._seen_columns(batch, folded, start, stop, counts)
                     scored, bins = ensemble_columns(self.model, batch, cols, start, stop,
-                                                    self.allow_domains, self.deny_domains, lm, self.prior)
+                                                    self.allow_domains, self.deny_domains, lm, self.prior,
+                                                    seen=signals)
                     _count_scores(counts, scored, bins)
-                    for name, values in {**cols, **scored}.items():
+                    if piece is not None:
+                        piece.add(batch, cols["doc_id"][start:stop], scored, seen_cols, start, stop)
+                    for name, values in {**cols, **scored, **seen_cols}.items():
                         chunk = values[start:stop] if name in cols else values
                         mask = np.isnan(chunk) if chunk.dtype.kind == "f" else None
                         arrays[name] = pa.array(chunk, type=DOCUMENT_SCHEMA.field(name).type, mask=mask)
@@ -135,9 +150,34 @@ class WriteDocuments(beam.DoFn):
         final = documents_path(self.output_dir, shard_index, self.num_shards)
         tmp = FileSystems.join(self.staging_dir, f"final-{shard_index:06d}.parquet")
         write_atomically(final, tmp, write)
+        if piece is not None:
+            t0 = time.perf_counter()
+            record = piece.commit()
+            if record:
+                yield beam.pvalue.TaggedOutput(SEEN_PARTS, record)
+            counts["stage_seconds.seen_index_write"] = time.perf_counter() - t0
         counts["stage_seconds.ensemble_and_write"] = time.perf_counter() - started - counts.get(
-            "stage_seconds.lm_detector", 0.0)
+            "stage_seconds.lm_detector", 0.0) - counts.get("stage_seconds.seen_index_write", 0.0)
         yield counts
+
+    def _seen_columns(self, batch, folded, start, stop, counts):
+        """The seen columns of rows start:stop and their provenance signals (nulls, None without
+        a seen-pages index)."""
+        n = stop - start
+        if self.seen is None:
+            return {name: np.full(n, None, dtype=object) for name in SEEN_COLUMN_NAMES}, None
+        rows = tuple(f[start:stop] for f in folded)
+        days = seen_core.capture_days(seen_core.timestamps(batch.column("crawl_date")), self.seen.run_day)
+        own = seen_core.seen_key(days, np.full(n, self.seen.rank))
+        has_url = np.array([bool(u) for u in batch.column("url").to_pylist()], dtype=bool)
+        cols = seen_core.seen_columns(rows, own, has_url, self.seen.runs)
+        kinds = cols["seen_before"]
+        _bump(counts, "seen.exact", int((kinds == seen_core.EXACT).sum()))
+        _bump(counts, "seen.near", int((kinds == seen_core.NEAR).sum()))
+        _bump(counts, "seen.new", int(sum(k is None for k in kinds)))
+        _bump(counts, "seen.url_seen", int(rows[2].sum()))
+        _bump(counts, "seen.url_changed", int((rows[2] & rows[3]).sum()))
+        return cols, seen_core.provenance_signals(cols, rows, self.seen.cutoff)
 
     def _lm_columns(self, batch, cols, start, stop, counts):
         """LM statistics and det_lm of the batch's selected documents (None without the LM tier)."""
@@ -153,6 +193,47 @@ class WriteDocuments(beam.DoFn):
         _bump(counts, "lm_scored", int(selected.sum()))
         counts["stage_seconds.lm_detector"] = counts.get("stage_seconds.lm_detector", 0.0) + time.perf_counter() - t0
         return out
+
+
+class _SeenPiece:
+    """This shard's rows of the run's seen-pages part: written under a name no manifest lists
+    yet (the run's commit adds it), with the size and sha256 the manifest will hold."""
+
+    def __init__(self, plan, staging_dir, shard_index):
+        self.plan = plan
+        self.shard_index = shard_index
+        with FileSystems.open(signatures_path(staging_dir, shard_index)) as f:
+            self.signatures = pq.read_table(f).column("signature")
+        self.schema = seen_part_schema(plan.num_perm, plan.run_id)
+        self.tables = []
+
+    def add(self, batch, doc_ids, scored, seen_cols, start, stop):
+        likelihood = np.asarray(scored["synthetic_likelihood"], dtype=np.float64)
+        self.tables.append(pa.table({
+            "doc_id": pa.array(doc_ids, pa.string()),
+            "url": batch.column("url"),
+            "text_hash": batch.column("text_hash"),
+            "signature": self.signatures.slice(start, stop - start).combine_chunks(),
+            "crawl_date": batch.column("crawl_date"),
+            "provenance": pa.array(scored["provenance"], pa.string()),
+            "synthetic_likelihood": pa.array(likelihood, pa.float32(), mask=np.isnan(likelihood)),
+            "first_seen_run": pa.array(seen_cols["first_seen_run"], pa.string()),
+            "first_seen_date": pa.array(seen_cols["first_seen_date"], pa.date32()),
+        }, schema=self.schema))
+
+    def commit(self):
+        rows = sum(t.num_rows for t in self.tables)
+        if rows == 0:
+            return None
+        buf = io.BytesIO()
+        pq.write_table(pa.concat_tables(self.tables), buf, compression=PARQUET_COMPRESSION)
+        data = buf.getvalue()
+        name = self.plan.part_name(self.shard_index)
+        with FileSystems.create(FileSystems.join(self.plan.index_dir, name)) as f:
+            f.write(data)
+        runs = sorted(set().union(*(set(t.column("first_seen_run").to_pylist()) for t in self.tables)))
+        return {"file": name, "entries": rows, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                "first_seen_runs": runs}
 
 
 def _bump(counts, key, n=1):

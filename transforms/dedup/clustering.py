@@ -12,6 +12,7 @@ from corpus_audit.transforms.audit.shuffle_check import CountedGroupByKey
 from corpus_audit.transforms.dedup import graph
 from corpus_audit.transforms.dedup.sketches import SketchFiles
 from corpus_audit.transforms.known import index as known_index
+from corpus_audit.transforms.seen import index as seen_index
 
 ANNOTATION_CLUSTER = "cluster"
 ANNOTATION_EXACT = "exact"
@@ -27,13 +28,23 @@ def _concat(batches, width):
 class _BucketsToEdges(beam.DoFn):
     """Per band-key partition: star edges of shared buckets (and exact-copy members)."""
 
-    def __init__(self, max_bucket_size, exact):
+    def __init__(self, max_bucket_size, exact, num_partitions=1):
         self.max_bucket_size = max_bucket_size
         self.exact = exact
+        self.num_partitions = num_partitions
 
     def process(self, element):
         _, batches = element
         keys, nodes = _concat(list(batches), 2)
+        seen = seen_index.is_seen_entry(nodes)
+        if seen.any():  # seen pages share the band and exact shuffles: pair, never link
+            doc_src, entry_dst = graph.known_candidates(keys[~seen], nodes[~seen], keys[seen], nodes[seen])
+            if len(doc_src) and self.exact:
+                for p, arrays in graph.split_by_partition(self.num_partitions, entry_dst, doc_src, entry_dst):
+                    yield beam.pvalue.TaggedOutput("seen", (p, arrays))
+            elif len(doc_src):
+                yield doc_src, entry_dst  # verified on the signature like any candidate
+            keys, nodes = keys[~seen], nodes[~seen]
         entries = known_index.is_entry(nodes)
         if entries.any():  # known outputs share the band shuffle: pair documents with them
             doc_src, entry_dst = graph.known_candidates(keys[~entries], nodes[~entries],
@@ -101,7 +112,8 @@ class _VerifyEdges(beam.DoFn):
         agreement = graph.signature_agreement(sig_src, self.sketches.lookup(key, dst))
         keep = agreement >= self.threshold
         known = known_index.is_entry(dst)
-        dedup = ~known
+        seen = seen_index.is_seen_entry(dst)
+        dedup = ~known & ~seen
         yield beam.pvalue.TaggedOutput("counts", {
             "candidate_pairs": int(dedup.sum()),
             "candidate_pairs_rejected": int((dedup & ~keep).sum()),
@@ -112,6 +124,9 @@ class _VerifyEdges(beam.DoFn):
         for p, arrays in graph.split_by_partition(self.num_partitions, src[k], src[k], dst[k],
                                                   agreement[k]):
             yield beam.pvalue.TaggedOutput("known", (p, ("sim",) + arrays))
+        s = seen & keep
+        for p, arrays in graph.split_by_partition(self.num_partitions, dst[s], src[s], dst[s], agreement[s]):
+            yield beam.pvalue.TaggedOutput("seen", (p, ("sim",) + arrays))
 
 
 def _by_file(nodes, *columns):
@@ -248,21 +263,24 @@ class NearDuplicateClusters(beam.PTransform):
     Inputs are PCollections of (partition, arrays) from the shard pass: band keys and
     exact-text keys (partitioned by key) and attributes (partitioned by node). Known-output
     entries (ids with the top bit set) may join the band input; their verified similarities
-    come out as `known_similarities`. Verification reads sketches through `sketches` (a
+    come out as `known_similarities`. Seen-page entries (bit 62) may join the band and exact
+    inputs; their verified similarities and exact pairs come out as `seen_similarities` and
+    `seen_exact`, keyed by entry partition. Verification reads sketches through `sketches` (a
     SketchFiles). Output is a dict with `annotations`: (shard index, (kind, rows, ...)),
-    `counts`: dicts of statistics, and `known_similarities` (None without known outputs).
+    `counts`: dicts of statistics, and those (None without the index).
     """
 
     def __init__(self, num_partitions, rounds, max_bucket_size, verify_threshold=0.0,
-                 with_known_outputs=False, sketches=None):
+                 with_known_outputs=False, with_seen=False, sketches=None):
         super().__init__()
         self.num_partitions = num_partitions
         self.rounds = rounds
         self.max_bucket_size = max_bucket_size
         self.verify_threshold = verify_threshold
         self.with_known_outputs = with_known_outputs
+        self.with_seen = with_seen
         self.sketches = sketches
-        if (verify_threshold > 0 or with_known_outputs) and sketches is None:
+        if (verify_threshold > 0 or with_known_outputs or with_seen) and sketches is None:
             raise ValueError("verification needs the sketch files (sketches=SketchFiles(...))")
 
     def expand(self, inputs):
@@ -275,9 +293,10 @@ class NearDuplicateClusters(beam.PTransform):
         ex = (exact
               | "GroupExactKeys" >> CountedGroupByKey()
               | "ExactBucketsToEdges" >> beam.ParDo(
-                  _BucketsToEdges(None, exact=True)).with_outputs("counts", "annotations", main="edges"))
-        candidates, verify_counts, known = lsh.edges, [], None
-        if self.verify_threshold > 0 or self.with_known_outputs:
+                  _BucketsToEdges(None, exact=True, num_partitions=P)).with_outputs(
+                      "counts", "annotations", "seen", main="edges"))
+        candidates, verify_counts, known, seen = lsh.edges, [], None, None
+        if self.verify_threshold > 0 or self.with_known_outputs or self.with_seen:
             # Grouped by the file of the source's sketch, then of the destination's: a chance
             # collision of one band never links two documents by itself.
             verified = (candidates
@@ -286,8 +305,8 @@ class NearDuplicateClusters(beam.PTransform):
                         | "AttachSourceSketch" >> beam.ParDo(_AttachSourceSketch(self.sketches))
                         | "GroupByDestinationFile" >> CountedGroupByKey()
                         | "VerifyEdges" >> beam.ParDo(_VerifyEdges(self.verify_threshold, P, self.sketches))
-                        .with_outputs("counts", "known", main="edges"))
-            candidates, verify_counts, known = verified.edges, [verified.counts], verified.known
+                        .with_outputs("counts", "known", "seen", main="edges"))
+            candidates, verify_counts, known, seen = verified.edges, [verified.counts], verified.known, verified.seen
         edges = (candidates, ex.edges) | "AllEdges" >> beam.Flatten()
 
         # Large-star wants both directions of every edge, keyed by node.
@@ -313,4 +332,6 @@ class NearDuplicateClusters(beam.PTransform):
                    | "ChooseRepresentatives" >> beam.FlatMap(_representatives))
         annotations = (members, ex.annotations, unique.annotations) | "AllAnnotations" >> beam.Flatten()
         counts = [lsh.counts, ex.counts, unique.counts] + verify_counts | "ClusterCounts" >> beam.Flatten()
-        return {"annotations": annotations, "counts": counts, "known_similarities": known}
+        return {"annotations": annotations, "counts": counts, "known_similarities": known,
+                "seen_similarities": seen if self.with_seen else None,
+                "seen_exact": ex.seen if self.with_seen else None}

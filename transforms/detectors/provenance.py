@@ -13,14 +13,21 @@ synthetic likelihood (ensemble output, hard evidence already applied).
 | 6 | domain in the user's allow set (suffix match) | human | `domain_allowlist` |
 | 7 | known_match_kind == 'contains' or known_containment ≥ 0.3 | human_edited | `partial_known_output` |
 | 8 | first crawled before 2022-11-30 (ChatGPT release) and p < 0.8 | human | `crawled_before_chatgpt` |
-| 9 | p ≥ 0.8 (`high`) | synthetic | `detector_high` |
-| 10 | p ≤ 0.01 (`low`) | human | `detector_low` |
-| 11 | otherwise | unknown | `uncertain` |
+| 9 | the text or a near copy is in the seen-pages index with a first capture before the seen cut-off (default 2022-11-30) and p < 0.8 | human | `seen_before_cutoff` |
+| 10 | the URL's latest earlier capture had other text, labelled human, this text first seen on or after the cut-off and p ≥ 0.8 | human_edited | `rewritten_human_page` |
+| 11 | the same with an earlier capture not labelled human | synthetic | `rewritten_page_high` |
+| 12 | p ≥ 0.8 (`high`) | synthetic | `detector_high` |
+| 13 | p ≤ 0.01 (`low`) | human | `detector_low` |
+| 14 | otherwise | unknown | `uncertain` |
 
 Notes: short, non-English and empty documents never get a confident label, whatever the other
 evidence (rules 1-2 come first; the caller keeps the raw signals). A pre-ChatGPT crawl date is
 strong human evidence but not proof (GPT-2/3 spam existed), so a very high likelihood on an old
-page falls through to `detector_high`. Domain suffix match: 'example.com' matches
+page falls through to `detector_high`; the seen-pages index remembers an old capture of the
+same text or a near copy in the same way (rule 9), even when this capture has no date. A page
+whose URL the index knows with other text, rewritten after the cut-off into text that scores
+synthetic, was edited by a machine: `human_edited` when the earlier text was labelled human
+(rule 10), else plain `synthetic` evidence (rule 11). Domain suffix match: 'example.com' matches
 'example.com' and 'news.example.com', not 'badexample.com'.
 """
 from __future__ import annotations
@@ -101,10 +108,13 @@ def _col(x, n, fill):
 
 def decide_provenance(synthetic_likelihood, known_match_kind=None, known_containment=None,
                       crawl_date=None, domain=None, allow_domains=(), deny_domains=(),
-                      html_generator=None, n_words=None, is_english=None, high=HIGH, low=LOW):
+                      html_generator=None, n_words=None, is_english=None, high=HIGH, low=LOW,
+                      seen_before=None, first_seen_date=None, text_changed_since=None, previous_human=None,
+                      seen_cutoff=CHATGPT_RELEASE):
     """Vectorised decision table (module docstring). Every signal is an array/list of length n,
     a scalar applied to all, or None (missing; a missing value inside a list is neutral, e.g.
-    is_english None counts as English, n_words None as 0). Use `guess_is_english(texts)` for
+    is_english None counts as English, n_words None as 0). The seen-pages signals
+    (seen_before, first_seen_date, text_changed_since, previous_human) are None without an index. Use `guess_is_english(texts)` for
     `is_english`. Returns (provenance, reason) as object arrays."""
     p = np.asarray(synthetic_likelihood, dtype=np.float64).reshape(-1)
     n = len(p)
@@ -121,6 +131,14 @@ def decide_provenance(synthetic_likelihood, known_match_kind=None, known_contain
     deny = {_norm_domain(d) for d in (deny_domains or ())}
 
     has_con = np.isfinite(con)
+    cutoff = _to_datetime(seen_cutoff)
+    seen = np.array([s is not None for s in _col(seen_before, n, None)], dtype=bool)
+    first = [_to_datetime(d) for d in _col(first_seen_date, n, None)]
+    old_first = np.array([d is not None and d < cutoff for d in first], dtype=bool)
+    new_first = np.array([d is not None and d >= cutoff for d in first], dtype=bool)
+    changed = np.array([bool(c) for c in _col(text_changed_since, n, None)], dtype=bool)
+    was_human = np.array([bool(h) for h in _col(previous_human, n, None)], dtype=bool)
+    rewritten = changed & new_first & (p >= high)
     conditions = [
         ~(nw >= MIN_WORDS),
         ~eng,
@@ -130,13 +148,17 @@ def decide_provenance(synthetic_likelihood, known_match_kind=None, known_contain
         np.array([bool(allow) and domain_matches(d, allow) for d in doms], dtype=bool),
         np.array([k == "contains" for k in kind], dtype=bool) | (has_con & (np.where(has_con, con, 0) >= CONTAINMENT_MIN)),
         np.array([d is not None and d < CHATGPT_RELEASE for d in dates], dtype=bool) & (p < high),
+        seen & old_first & (p < high),
+        rewritten & was_human,
+        rewritten,
         p >= high,
         p <= low,
     ]
     outcomes = [(UNKNOWN, "too_short"), (UNKNOWN, "non_english"), (SYNTHETIC, "known_output_copy"),
                 (SYNTHETIC, "generator_meta_tag"), (SYNTHETIC, "domain_denylist"), (HUMAN, "domain_allowlist"),
                 (HUMAN_EDITED, "partial_known_output"), (HUMAN, "crawled_before_chatgpt"),
-                (SYNTHETIC, "detector_high"), (HUMAN, "detector_low")]
+                (HUMAN, "seen_before_cutoff"), (HUMAN_EDITED, "rewritten_human_page"),
+                (SYNTHETIC, "rewritten_page_high"), (SYNTHETIC, "detector_high"), (HUMAN, "detector_low")]
     rule = np.select(conditions, np.arange(len(conditions)), default=len(conditions)) if n else np.zeros(0, int)
     outcomes.append((UNKNOWN, "uncertain"))
     prov = np.array([o[0] for o in outcomes], dtype=object)[rule]

@@ -27,11 +27,13 @@ def load_detector_model(spec):
     return model
 
 
-def ensemble_columns(model, batch, cols, start, stop, allow_domains, deny_domains, lm=None, prior=None):
+def ensemble_columns(model, batch, cols, start, stop, allow_domains, deny_domains, lm=None, prior=None,
+                     seen=None):
     """synthetic_likelihood, provenance, provenance_reason, detector_version (and the LM columns
     when `lm`, this batch's lm_* and det_lm, is given) for rows start:stop of a shard; `batch` is
     the staged Arrow batch, `cols` the annotation columns. `share_bins` holds the combined
-    scores' histogram per stack for the crawl's share estimate."""
+    scores' histogram per stack for the crawl's share estimate. `seen` holds this batch's
+    seen-pages signals for the provenance table (`transforms/seen/core.provenance_signals`)."""
     from corpus_audit.transforms.detectors.provenance import decide_provenance
 
     n = stop - start
@@ -57,7 +59,7 @@ def ensemble_columns(model, batch, cols, start, stop, allow_domains, deny_domain
         crawl_date=batch.column("crawl_date").to_pylist(), domain=batch.column("domain").to_pylist(),
         allow_domains=allow_domains, deny_domains=deny_domains,
         html_generator=batch.column("html_generator").to_pylist(),
-        n_words=batch.column("n_words").to_pylist(), is_english=english)
+        n_words=batch.column("n_words").to_pylist(), is_english=english, **(seen or {}))
     return {**lm, "synthetic_likelihood": np.asarray(likelihood, dtype=np.float64),
             "provenance": np.asarray(provenance, dtype=object),
             "provenance_reason": np.asarray(reason, dtype=object),

@@ -310,7 +310,19 @@ def run_stats(run, top_n=10, config=None, label="--audit"):
         },
         "detectors": _detector_section(s),
         "collapse": collapse,
+        "seen_pages": _seen_section(summary.get("seen"), s.n),
     }
+
+
+def _seen_section(seen, n):
+    """Documents an earlier run saw (exact or near copy), new ones, and URLs with changed text,
+    from audit.json (runs with --seen-index; else index_used is false)."""
+    if not seen:
+        return {"index_used": False}
+    counts = {k: seen[k] for k in ("exact", "near", "new", "url_seen", "url_changed")}
+    return {"index_used": True, "index_entries": seen["entries"], **counts,
+            "share_seen_before": _ratio(seen["exact"] + seen["near"], n), "share_new": _ratio(seen["new"], n),
+            "share_url_changed": _ratio(seen["url_changed"], n)}
 
 
 def _prov_order(label):

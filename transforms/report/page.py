@@ -176,6 +176,15 @@ def render_html(report):
          *[_num(k["by_model_and_kind"][m].get(kd, 0), "int", _ptr("current", "known_outputs", "by_model_and_kind", m, kd))
            for kd in kinds]] for m, c in k["by_model"].items()]))
 
+    sp = cur.get("seen_pages") or {}
+    if sp.get("index_used"):
+        parts.append("<h2 id=\"seen\">Seen before</h2>" + _table(
+            ["exact copies", "near copies", "new", "seen before", "URLs seen", "URLs with changed text"], [[
+                *[_num(sp[k], "int", _ptr("current", "seen_pages", k)) for k in ("exact", "near", "new")],
+                _num(sp["share_seen_before"], "pct", _ptr("current", "seen_pages", "share_seen_before")),
+                _num(sp["url_seen"], "int", _ptr("current", "seen_pages", "url_seen")),
+                _num(sp["url_changed"], "int", _ptr("current", "seen_pages", "url_changed"))]]))
+
     d = cur["detectors"]
     parts.append("<h2 id=\"detectors\">Detector agreement</h2>"
                  + _img("detectors", plot_detectors(report), "detector correlation and agreement"))

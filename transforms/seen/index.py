@@ -1,0 +1,201 @@
+"""The seen-pages index: format, manifest and parts.
+
+Layout on any Beam filesystem:
+
+    SEEN/seen.json                        manifest: format, version, MinHash parameters, parts
+    SEEN/part-<run>-<attempt>-<n>.parquet one row per document an audit run wrote
+
+`seen.json` is the commit point, as `index.json` is for known outputs: a part it does not list
+does not exist, parts are never rewritten, and a run is listed at most once (its parts record
+its run id). A re-run of a run id with `--overwrite` replaces that run's parts at the run's
+place in the list, so the index never holds a run twice.
+
+Entry ids have bit 62 set (`1<<62 | part<<32 | row`): documents (`shard<<32 | row`) and
+known-output entries (bit 63) share the LSH, signature and exact shuffles with them without
+colliding.
+"""
+import hashlib
+import json
+from datetime import datetime, timezone
+
+import numpy as np
+import pyarrow as pa
+from apache_beam.io.filesystems import FileSystems
+
+FORMAT = "corpus-audit-seen-pages"
+FORMAT_VERSION = 1
+MANIFEST = "seen.json"
+SEEN_BIT = np.uint64(1 << 62)
+
+
+class SeenIndexError(ValueError):
+    """A corrupt, incompatible or damaged seen index: the audit stops with this message."""
+
+
+def part_schema(num_perm, run_id=""):
+    return pa.schema([
+        pa.field("doc_id", pa.string(), nullable=False),
+        pa.field("url", pa.string()),
+        pa.field("text_hash", pa.string(), nullable=False),
+        pa.field("signature", pa.list_(pa.uint32(), num_perm), nullable=False),
+        pa.field("crawl_date", pa.timestamp("ms", tz="UTC")),
+        pa.field("provenance", pa.string(), nullable=False),
+        pa.field("synthetic_likelihood", pa.float32()),
+        pa.field("first_seen_run", pa.string(), nullable=False),
+        pa.field("first_seen_date", pa.date32(), nullable=False),
+    ], metadata={"corpus_audit.kind": "seen_pages_part", "corpus_audit.seen_index_version": str(FORMAT_VERSION),
+                 "corpus_audit.run_id": run_id})
+
+
+def index_params(minhash_config):
+    """What an audit must share with the index to compare its signatures and band keys."""
+    m = minhash_config
+    return {"shingle_size": m.shingle_size, "num_perm": m.num_perm, "num_bands": m.num_bands,
+            "rows_per_band": m.rows_per_band, "seed": m.seed}
+
+
+def entry_ids(part_number, rows):
+    return SEEN_BIT | (np.uint64(part_number) << np.uint64(32)) | np.asarray(rows, dtype=np.uint64)
+
+
+def is_seen_entry(ids):
+    """Seen entries have bit 62 and not bit 63 (known-output entries)."""
+    ids = np.asarray(ids, dtype=np.uint64)
+    return (ids >> np.uint64(62)) == np.uint64(1)
+
+
+def manifest_path(index_dir):
+    return FileSystems.join(index_dir, MANIFEST)
+
+
+def new_manifest(params):
+    return {"format": FORMAT, "version": FORMAT_VERSION, "params": params, "parts": [], "entries": 0}
+
+
+def open_index(index_dir, params):
+    """The manifest, checked against the audit's parameters; a new empty one when the index does
+    not exist yet (it is created when the first run commits). Raises SeenIndexError."""
+    path = manifest_path(index_dir)
+    if not FileSystems.exists(path):
+        if FileSystems.exists(FileSystems.join(index_dir, "index.json")):
+            raise SeenIndexError(f"--seen-index {index_dir} is a known-outputs index, not a seen-pages index")
+        return new_manifest(params)
+    try:
+        with FileSystems.open(path) as f:
+            manifest = json.loads(f.read().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SeenIndexError(f"seen index {path} is corrupt: {exc}") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise SeenIndexError(f"{path} is not a corpus-audit seen-pages manifest")
+    if manifest.get("version") != FORMAT_VERSION:
+        raise SeenIndexError(f"seen index {path} has format version {manifest.get('version')}; this corpus-audit "
+                             f"reads version {FORMAT_VERSION}")
+    theirs = manifest.get("params") or {}
+    diff = {k: (theirs.get(k), v) for k, v in params.items() if theirs.get(k) != v}
+    if diff:
+        detail = ", ".join(f"{k}: index {a!r} vs audit {b!r}" for k, (a, b) in sorted(diff.items()))
+        raise SeenIndexError(f"the seen index in {index_dir} was built with other MinHash parameters ({detail})")
+    if not isinstance(manifest.get("parts"), list) or any(
+            not isinstance(p, dict) or not {"file", "entries", "run_id", "size", "sha256"} <= set(p)
+            for p in manifest["parts"]):
+        raise SeenIndexError(f"seen index {path} is corrupt: a part record lacks file, entries, run_id, size or sha256")
+    return manifest
+
+
+def parts_before_run(manifest, run_id):
+    """The parts an audit of `run_id` reads: never the run's own, and for a re-run only those
+    listed before it, so re-running a run sees the index as its first attempt did."""
+    parts = manifest["parts"]
+    own = [i for i, p in enumerate(parts) if p["run_id"] == run_id]
+    return parts[:own[0]] if own else list(parts)
+
+
+def check_parts(index_dir, parts, num_perm):
+    """Every part exists with the size, row count and schema its record states (file sizes and
+    Parquet footers only; the readers check each part's sha256)."""
+    import pyarrow.parquet as pq
+
+    expected = part_schema(num_perm)
+    for part in parts:
+        path = FileSystems.join(index_dir, part["file"])
+        found = FileSystems.match([path])[0].metadata_list if FileSystems.exists(path) else []
+        if not found:
+            raise SeenIndexError(f"seen index part {path} is missing")
+        if found[0].size_in_bytes != part["size"]:
+            raise SeenIndexError(f"seen index part {path} is {found[0].size_in_bytes} bytes, the manifest says "
+                                 f"{part['size']} (truncated or replaced)")
+        try:
+            with FileSystems.open(path) as f:
+                meta = pq.ParquetFile(f).metadata
+                schema = meta.schema.to_arrow_schema()
+        except Exception as exc:
+            raise SeenIndexError(f"seen index part {path} is corrupt: {type(exc).__name__}: {exc}") from exc
+        if meta.num_rows != part["entries"]:
+            raise SeenIndexError(f"seen index part {path} has {meta.num_rows} rows, the manifest says {part['entries']}")
+        if not schema.equals(expected, check_metadata=False):
+            raise SeenIndexError(f"seen index part {path} has another schema than this corpus-audit writes")
+
+
+def read_part_bytes(index_dir, part):
+    """A part's bytes, checked against the manifest's size and sha256 (SeenIndexError if not)."""
+    path = FileSystems.join(index_dir, part["file"])
+    try:
+        with FileSystems.open(path) as f:
+            data = f.read()
+    except Exception as exc:
+        raise SeenIndexError(f"seen index part {path} cannot be read: {type(exc).__name__}: {exc}") from exc
+    if len(data) != part["size"] or hashlib.sha256(data).hexdigest() != part["sha256"]:
+        raise SeenIndexError(f"seen index part {path} does not match its manifest record (size or sha256): "
+                             "the index is damaged")
+    return data
+
+
+def runs_of(manifest, run_id):
+    """Sorted run ids the index refers to, plus this run's: the ranks that break date ties."""
+    runs = {run_id}
+    for part in manifest["parts"]:
+        runs.add(part["run_id"])
+        runs.update(part.get("first_seen_runs", ()))
+    return sorted(runs)
+
+
+def write_manifest(index_dir, manifest):
+    """Replace seen.json through a temporary file and a rename: the commit."""
+    path = manifest_path(index_dir)
+    tmp = FileSystems.join(index_dir, f"_{MANIFEST}.tmp")
+    with FileSystems.create(tmp) as f:
+        f.write((json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+    FileSystems.rename([tmp], [path])
+
+
+def with_run(manifest, run_id, run_date, parts):
+    """The manifest with `run_id`'s parts replaced by `parts` (at the run's place if it was
+    listed, else at the end). Returns (new manifest, files no longer listed)."""
+    added = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    new = [{**p, "run_id": run_id, "run_date": run_date, "added": added}
+           for p in sorted(parts, key=lambda p: p["file"]) if p["entries"]]
+    old = manifest["parts"]
+    at = next((i for i, p in enumerate(old) if p["run_id"] == run_id), len(old))
+    dropped = [p["file"] for p in old if p["run_id"] == run_id]
+    kept = [p for p in old if p["run_id"] != run_id]
+    out = {**manifest, "parts": kept[:at] + new + kept[at:]}
+    out["entries"] = sum(p["entries"] for p in out["parts"])
+    out["runs"] = len({p["run_id"] for p in out["parts"]})
+    return out, dropped
+
+
+def commit_run(index_dir, params, run_id, run_date, parts):
+    """Add a committed audit run's parts to the index (created if missing); once per run id."""
+    if not FileSystems.exists(index_dir):
+        FileSystems.mkdirs(index_dir)
+    current = open_index(index_dir, params)
+    manifest, dropped = with_run(current, run_id, run_date, parts)
+    write_manifest(index_dir, manifest)
+    stale = [FileSystems.join(index_dir, f) for f in dropped if f not in {p["file"] for p in manifest["parts"]}]
+    stale = [f for f in stale if FileSystems.exists(f)]
+    if stale:
+        FileSystems.delete(stale)
+    return {"index": index_dir, "entries": manifest["entries"], "added": sum(p["entries"] for p in parts),
+            "replaced": len(dropped) > 0, "runs": manifest["runs"]}
