@@ -6,7 +6,7 @@ check the version stored in the file metadata instead of guessing from column na
 """
 import pyarrow as pa
 
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
 
 _TS = pa.timestamp("ms", tz="UTC")
 
@@ -32,6 +32,14 @@ SOURCE_COLUMNS = [
     ("n_words", pa.int32(), False,
      "Words in `text` as the MinHash tokenizer sees them (letter/digit runs; punctuation splits)."),
     ("metadata", pa.string(), True, "Other input fields as a JSON object (JSONL/Parquet input)."),
+]
+
+LANGUAGE_COLUMNS = [
+    ("language", pa.string(), True,
+     "Language of the text's first 500 characters (whitespace collapsed) by fastText's lid.176 model: "
+     "ISO 639-1 code (lid.176's ISO 639-2/3 code for a language without one, e.g. `als`); null when that "
+     "prefix has no letter. Detectors are trained on English: other languages get no detector scores."),
+    ("language_score", pa.float32(), True, "The model's probability for `language`; null with it."),
 ]
 
 DEDUP_COLUMNS = [
@@ -70,7 +78,6 @@ DETECTOR_SCORE_COLUMNS = [
     ("det_compression", pa.float32(), True,
      "Compression ratios and extra bytes against machine vs human reference text: P(machine)."),
     ("det_phrases", pa.float32(), True, "Tell-tale chat-model phrases (low weight): P(machine)."),
-    ("is_english", pa.bool_(), True, "Stop-word check; detectors are trained on English text."),
 ]
 LM_COLUMNS = [
     ("lm_logprob", pa.float32(), True,
@@ -110,7 +117,7 @@ DEAD_LETTER_COLUMNS = [
 
 # Training shards written by `corpus-audit filter`: the text and what a trainer may want to
 # weight or trace it by; everything else stays in the audit.
-TRAINING_COLUMN_NAMES = ("doc_id", "text", "url", "domain", "crawl_date", "synthetic_likelihood", "provenance",
+TRAINING_COLUMN_NAMES = ("doc_id", "text", "url", "domain", "language", "crawl_date", "synthetic_likelihood", "provenance",
                          "cluster_size", "source_shard", "record_position")
 
 
@@ -125,12 +132,12 @@ def _schema(columns, kind):
     })
 
 
-STAGED_SCHEMA = _schema(SOURCE_COLUMNS + [c for c in DEDUP_COLUMNS if c[0] == "too_short"]
+STAGED_SCHEMA = _schema(SOURCE_COLUMNS + LANGUAGE_COLUMNS + [c for c in DEDUP_COLUMNS if c[0] == "too_short"]
                         + DETECTOR_SCORE_COLUMNS, "staged_documents")
-DOCUMENT_SCHEMA = _schema(SOURCE_COLUMNS + DEDUP_COLUMNS + KNOWN_OUTPUT_COLUMNS + DETECTOR_SCORE_COLUMNS
+DOCUMENT_SCHEMA = _schema(SOURCE_COLUMNS + LANGUAGE_COLUMNS + DEDUP_COLUMNS + KNOWN_OUTPUT_COLUMNS + DETECTOR_SCORE_COLUMNS
                           + LM_COLUMNS + ENSEMBLE_COLUMNS, "documents")
 DEAD_LETTER_SCHEMA = _schema(DEAD_LETTER_COLUMNS, "dead_letters")
-_BY_NAME = {c[0]: c for c in SOURCE_COLUMNS + DEDUP_COLUMNS + KNOWN_OUTPUT_COLUMNS + DETECTOR_SCORE_COLUMNS
+_BY_NAME = {c[0]: c for c in SOURCE_COLUMNS + LANGUAGE_COLUMNS + DEDUP_COLUMNS + KNOWN_OUTPUT_COLUMNS + DETECTOR_SCORE_COLUMNS
             + LM_COLUMNS + ENSEMBLE_COLUMNS}
 TRAINING_SCHEMA = _schema([_BY_NAME[name] for name in TRAINING_COLUMN_NAMES], "training_shard")
 
