@@ -36,9 +36,10 @@ SOURCE_COLUMNS = [
 
 LANGUAGE_COLUMNS = [
     ("language", pa.string(), True,
-     "Language of the text's first 500 characters (whitespace collapsed) by fastText's lid.176 model: "
-     "ISO 639-1 code (lid.176's ISO 639-2/3 code for a language without one, e.g. `als`); null when that "
-     "prefix has no letter. Detectors are trained on English: other languages get no detector scores."),
+     "Language by fastText's lid.176 model on the whitespace-collapsed text's first 150 characters (500 "
+     "where it is less sure than 0.9): ISO 639-1 code (lid.176's ISO 639-2/3 code for a language without "
+     "one, e.g. `als`); null when there is no letter. Detectors are trained on English: documents in other "
+     "languages get no detector scores and no synthetic_likelihood."),
     ("language_score", pa.float32(), True, "The model's probability for `language`; null with it."),
 ]
 
