@@ -38,7 +38,7 @@ LANGUAGE_COLUMNS = [
     ("language", pa.string(), True,
      "Language by fastText's lid.176 model on the whitespace-collapsed text's first 150 characters (500 "
      "where it is less sure than 0.9): ISO 639-1 code (lid.176's ISO 639-2/3 code for a language without "
-     "one, e.g. `als`); null when there is no letter. Detectors are trained on English: documents in other "
+     "one, e.g. `als`); null when the first 500 have no letter. Detectors are trained on English: documents in other "
      "languages get no detector scores and no synthetic_likelihood."),
     ("language_score", pa.float32(), True, "The model's probability for `language`; null with it."),
 ]

