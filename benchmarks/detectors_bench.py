@@ -4,7 +4,7 @@
 
 Takes English texts of at least 2,400 characters from the data file, cuts them to 2,400
 characters, and reports µs/doc per stage and end-to-end docs/s (score_detectors + likelihood +
-the language flag, i.e. what the audit runs per document for the detector columns).
+the language column, i.e. what the audit runs per document for the detector columns).
 
     python benchmarks/detectors_bench.py --lm [--lm-only] [--lm-docs 12]
 
@@ -22,8 +22,9 @@ import time
 
 import numpy as np
 
-from corpus_audit.transforms.detectors.base import guess_is_english, normalize_text, tokenize_batch
+from corpus_audit.transforms.detectors.base import normalize_text, tokenize_batch
 from corpus_audit.transforms.detectors.model_io import load_default_model, load_model
+from corpus_audit.transforms.language import LanguageIdentifier
 
 DEFAULT_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "data",
                             "detect-sample.jsonl.gz")
@@ -73,12 +74,13 @@ def main():
     sc = m.score_detectors(texts)
     m.likelihood(sc)  # warm-up (imports)
     print(f"  ensemble     {best_of_3(lambda: m.likelihood(sc)):7.0f} µs/doc")
-    print(f"  is_english   {best_of_3(lambda: guess_is_english(texts)):7.0f} µs/doc (language flag, audit call site)")
+    lang = LanguageIdentifier()
+    print(f"  language     {best_of_3(lambda: lang.identify(texts)):7.0f} µs/doc (language column, audit call site)")
     best = cpu = None
     for _ in range(3):
         t0, c0 = time.perf_counter(), time.process_time()
         m.likelihood(m.score_detectors(texts))
-        guess_is_english(texts)
+        lang.identify(texts)
         dt, dc = time.perf_counter() - t0, time.process_time() - c0
         best = dt if best is None else min(best, dt)
         cpu = dc if cpu is None else min(cpu, dc)

@@ -210,6 +210,9 @@ def summarise(counts, shards, settings, seconds, index=None):
         "exact_dup_documents": counts.get("exact_dup_documents", 0),
         "duplicate_ids_renamed": counts.get("duplicate_ids_renamed", 0),
         "too_short_documents": counts.get("too_short", 0),
+        # documents per `language` (null counted as "und"), most documents first
+        "languages": dict(sorted(((k.split(".", 1)[1], v) for k, v in counts.items() if k.startswith("language.")),
+                                 key=lambda kv: (-kv[1], kv[0]))),
         "hot_buckets": counts.get("lsh_hot_buckets", 0),
         "hot_bucket_members_unlinked": counts.get("lsh_hot_bucket_members_unlinked", 0),
         "candidate_pairs": counts.get("candidate_pairs", 0),
@@ -261,10 +264,12 @@ def summarise(counts, shards, settings, seconds, index=None):
 
 
 def share_estimate(model, counts):
-    """The crawl's synthetic share {value, low, high, method, ...}. Near copies of known outputs
-    count as machine text; the share among the other documents is fitted on the histograms of
-    their combined detector score that the write pass counted: the LM-scored documents' when
-    their interval is the narrower (a large enough sample), else the fast stack's."""
+    """The crawl's synthetic share {value, low, high, method, ...} among its English documents
+    (the others have no detector scores and are counted in `not_english`, in neither part of
+    the share). Near copies of known outputs count as machine text; the share among the other
+    documents is fitted on the histograms of their combined detector score that the write pass
+    counted: the LM-scored documents' when their interval is the narrower (a large enough
+    sample), else the fast stack's."""
     if model is None or not model.ensemble.share:
         return None
 
@@ -287,7 +292,7 @@ def share_estimate(model, counts):
         scaled = {k: round((known + est[k] * rest) / total, 4)
                   for k in ("value", "low", "high", "sampling_low", "sampling_high")}
         estimates[stack] = {**est, **scaled, "documents": int(total), "fitted_documents": est["documents"],
-                            "known_output_copies": int(known),
+                            "known_output_copies": int(known), "not_english": int(bins("not_english", 1)[0]),
                             "stack": "fast detectors" if stack == "fast" else "with the LM"}
     if not estimates:
         return None

@@ -210,16 +210,24 @@ def print_summary(summary, out=sys.stdout):
     print(f"near-dup clusters {summary['clusters']:,} holding {summary['duplicates']:,} duplicates "
           f"({summary['exact_dup_documents']:,} documents with an exact copy)", file=out)
     print(f"too short to hash {summary['too_short_documents']:,}", file=out)
+    languages = summary.get("languages") or {}
+    if languages:
+        shown = list(languages.items())[:8]
+        rest = sum(v for _, v in list(languages.items())[8:])
+        print("languages         " + ", ".join(f"{k} {v:,}" for k, v in shown)
+              + (f", {len(languages) - 8} others {rest:,}" if rest else ""), file=out)
     synthetic = summary.get("synthetic") or {}
     if synthetic.get("documents_scored"):
         labels = ", ".join(f"{k} {v}" for k, v in synthetic["provenance"].items())
-        print(f"synthetic         {synthetic['share_likelihood_ge_0_5']:.1%} of documents have "
+        print(f"synthetic         {synthetic['share_likelihood_ge_0_5']:.1%} of the {synthetic['documents_scored']:,} "
+              f"scored (English) documents have "
               f"synthetic_likelihood >= 0.5 (mean {synthetic['mean_likelihood']:.3f}); provenance: {labels}",
               file=out)
         est = synthetic.get("share_estimate")
         if est:
             print(f"synthetic share   {est['value']:.1%} estimated, 95 % interval {est['low']:.1%}-{est['high']:.1%} "
-                  f"({est['stack']}, {est['known_output_copies']} known copies; prior {synthetic['prior']})", file=out)
+                  f"of the English documents ({est['stack']}, {est['known_output_copies']} known copies; "
+                  f"{est.get('not_english', 0):,} in other languages not counted; prior {synthetic['prior']})", file=out)
     known = summary.get("known_outputs")
     if known:
         kinds = ", ".join(f"{k} {v}" for k, v in known["matched_by_kind"].items()) or "none"
@@ -329,7 +337,7 @@ def _index_command(args, beam_args):
 # Options that name files. Local paths become absolute in the driver: the workers of a
 # portable runner (or a worker pool) need not share the driver's working directory.
 PATH_OPTIONS = ("input", "output", "index", "audit", "against", "benchmark", "json", "html", "compare", "root",
-                "known_outputs", "update_index", "model", "allow_domains", "deny_domains")
+                "known_outputs", "update_index", "seen_index", "model", "allow_domains", "deny_domains")
 
 
 def _absolute(value):

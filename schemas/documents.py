@@ -34,6 +34,15 @@ SOURCE_COLUMNS = [
     ("metadata", pa.string(), True, "Other input fields as a JSON object (JSONL/Parquet input)."),
 ]
 
+LANGUAGE_COLUMNS = [
+    ("language", pa.string(), True,
+     "Language by fastText's lid.176 model on the whitespace-collapsed text's first 150 characters (500 "
+     "where it is less sure than 0.9): ISO 639-1 code (lid.176's ISO 639-2/3 code for a language without "
+     "one, e.g. `als`); null when the first 500 have no letter. Detectors are trained on English: documents in other "
+     "languages get no detector scores and no synthetic_likelihood."),
+    ("language_score", pa.float32(), True, "The model's probability for `language`; null with it."),
+]
+
 DEDUP_COLUMNS = [
     ("cluster_id", pa.string(), False,
      "doc_id of the cluster's representative; a document alone in its cluster is its own cluster."),
@@ -86,7 +95,6 @@ DETECTOR_SCORE_COLUMNS = [
     ("det_compression", pa.float32(), True,
      "Compression ratios and extra bytes against machine vs human reference text: P(machine)."),
     ("det_phrases", pa.float32(), True, "Tell-tale chat-model phrases (low weight): P(machine)."),
-    ("is_english", pa.bool_(), True, "Stop-word check; detectors are trained on English text."),
 ]
 LM_COLUMNS = [
     ("lm_logprob", pa.float32(), True,
@@ -126,7 +134,7 @@ DEAD_LETTER_COLUMNS = [
 
 # Training shards written by `corpus-audit filter`: the text and what a trainer may want to
 # weight or trace it by; everything else stays in the audit.
-TRAINING_COLUMN_NAMES = ("doc_id", "text", "url", "domain", "crawl_date", "synthetic_likelihood", "provenance",
+TRAINING_COLUMN_NAMES = ("doc_id", "text", "url", "domain", "language", "crawl_date", "synthetic_likelihood", "provenance",
                          "cluster_size", "source_shard", "record_position")
 
 
@@ -141,12 +149,12 @@ def _schema(columns, kind):
     })
 
 
-STAGED_SCHEMA = _schema(SOURCE_COLUMNS + [c for c in DEDUP_COLUMNS if c[0] == "too_short"]
+STAGED_SCHEMA = _schema(SOURCE_COLUMNS + LANGUAGE_COLUMNS + [c for c in DEDUP_COLUMNS if c[0] == "too_short"]
                         + DETECTOR_SCORE_COLUMNS, "staged_documents")
-DOCUMENT_SCHEMA = _schema(SOURCE_COLUMNS + DEDUP_COLUMNS + KNOWN_OUTPUT_COLUMNS + SEEN_COLUMNS
+DOCUMENT_SCHEMA = _schema(SOURCE_COLUMNS + LANGUAGE_COLUMNS + DEDUP_COLUMNS + KNOWN_OUTPUT_COLUMNS + SEEN_COLUMNS
                           + DETECTOR_SCORE_COLUMNS + LM_COLUMNS + ENSEMBLE_COLUMNS, "documents")
 DEAD_LETTER_SCHEMA = _schema(DEAD_LETTER_COLUMNS, "dead_letters")
-_BY_NAME = {c[0]: c for c in SOURCE_COLUMNS + DEDUP_COLUMNS + KNOWN_OUTPUT_COLUMNS + SEEN_COLUMNS
+_BY_NAME = {c[0]: c for c in SOURCE_COLUMNS + LANGUAGE_COLUMNS + DEDUP_COLUMNS + KNOWN_OUTPUT_COLUMNS + SEEN_COLUMNS
             + DETECTOR_SCORE_COLUMNS
             + LM_COLUMNS + ENSEMBLE_COLUMNS}
 TRAINING_SCHEMA = _schema([_BY_NAME[name] for name in TRAINING_COLUMN_NAMES], "training_shard")

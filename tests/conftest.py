@@ -18,6 +18,29 @@ WAT = os.path.join(DATA, "whirlwind.warc.wat.gz")
 DETECT = os.path.join(DATA, "detect-sample.jsonl.gz")
 CLI = [sys.executable, "-m", "corpus_audit.pipelines.cli"]
 
+# Short texts written for the tests, one per language (no corpus text).
+LANGUAGE_SAMPLES = {
+    "en": "We spent the afternoon repairing the old fence behind the barn, which had fallen over during the "
+          "storm last week. My brother carried the new posts from the truck while I dug the holes, and by the "
+          "time the sun went down we had finished most of the work. Afterwards we sat on the porch with a cup "
+          "of tea and talked about the harvest, the price of seed and the neighbours who had moved away.",
+    "de": "Am frühen Morgen fuhren wir mit dem Zug durch das Tal, und der Nebel lag noch schwer über den "
+          "Wiesen. Meine Großmutter hatte uns belegte Brote eingepackt, die wir am Fenster aßen, während "
+          "draußen die Dörfer vorbeizogen. In der kleinen Stadt am Fluss stiegen wir aus und gingen zu Fuß "
+          "zum Marktplatz, wo schon die ersten Händler ihre Stände aufbauten. Später besuchten wir das alte "
+          "Rathaus, dessen Turm man über eine enge Treppe besteigen konnte.",
+    "ru": "Вчера вечером мы долго гуляли по набережной и разговаривали о том, куда поехать летом. Сестра "
+          "хотела увидеть горы, а я мечтал о тихом озере, где можно ловить рыбу и читать книги. В конце концов "
+          "мы решили отправиться на север, потому что там прохладнее и меньше туристов. Мама обещала испечь "
+          "пирог с яблоками в дорогу, а отец уже начал проверять палатку и спальные мешки.",
+    "zh": "今天早上我和朋友一起去公园散步，天气非常好，阳光温暖。我们在湖边看到很多人在钓鱼，还有孩子们在草地上放风筝。"
+          "中午我们去附近的小饭馆吃了面条和饺子，味道很好，价格也不贵。下午我们去图书馆看书，我借了两本关于历史的书。",
+    "id": "Setiap pagi sebelum berangkat ke sekolah, adik saya membantu ibu menyiapkan sarapan di dapur. Mereka "
+          "memasak nasi goreng dengan telur dan sayuran yang dibeli kemarin di pasar dekat rumah. Ayah biasanya "
+          "membaca koran sambil minum kopi di teras, lalu mengantar kami dengan sepeda motor. Di sekolah, kami "
+          "belajar matematika, bahasa Inggris, dan sejarah, lalu bermain sepak bola bersama teman-teman.",
+}
+
 
 def run_cli(*args, check=True):
     proc = subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, timeout=600)

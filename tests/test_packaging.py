@@ -55,5 +55,5 @@ def test_a_multi_process_audit_runs_from_the_wheel_alone(wheel, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "[corpus-audit] shards" not in proc.stderr and "[corpus-audit] worker" not in proc.stderr  # --quiet
     audit = json.loads((tmp_path / "out" / "w" / "audit.json").read_text())
-    assert audit["documents_written"] == 291 and audit["synthetic"]["documents_scored"] == 291
+    assert audit["documents_written"] == 291 and audit["synthetic"]["documents_scored"] == 289  # 2 pages not English
     assert str(site) in audit["inputs"][0]  # the sample crawl came from the wheel too

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import DETECT
 from corpus_audit.pipelines import train as T
-from corpus_audit.transforms.detectors import (DETECTOR_NAMES, decide_provenance, guess_is_english,
+from corpus_audit.transforms.detectors import (DETECTOR_NAMES, decide_provenance,
                                                load_default_model, load_model, normalize_text, save_model)
 from corpus_audit.transforms.detectors.ensemble import NEAR_COPY_FLOOR, apply_evidence
 
@@ -181,8 +181,12 @@ def test_rule_too_short():
     assert _one(0.99, n_words=20, known_match_kind=["near_copy"]) == ("unknown", "too_short")
 
 
-def test_rule_non_english():
-    assert _one(0.99, is_english=[False]) == ("unknown", "non_english")
+def test_rule_language_names_the_code():
+    assert _one(0.99, language=["de"]) == ("unknown", "language:de")
+    assert _one(0.99, language="ru", known_match_kind=["near_copy"]) == ("unknown", "language:ru")
+    assert _one(0.99, language=[None]) == ("unknown", "language:und")  # no letter to identify
+    assert _one(0.99, language=["en"]) == ("synthetic", "detector_high") == _one(0.99)
+    assert _one(0.99, n_words=20, language=["zh"]) == ("unknown", "too_short")
 
 
 def test_rule_known_output_copy():
@@ -223,13 +227,6 @@ def test_provenance_is_vectorised_and_handles_missing():
     assert list(prov) == ["synthetic", "human", "unknown"]
     assert list(reason) == ["detector_high", "crawled_before_chatgpt", "uncertain"]
     assert decide_provenance(np.zeros(0))[0].shape == (0,)
-
-
-def test_guess_is_english():
-    en = "The results of the study show that the method is more robust than the baseline on all of the tasks."
-    de = "Die Ergebnisse der Studie zeigen, dass die Methode robuster ist als die Basislinie bei allen Aufgaben."
-    zh = "研究结果表明，该方法在所有任务上都比基线更稳健。"
-    assert list(guess_is_english([en, de, zh, ""])) == [True, False, False, False]
 
 
 def test_nonneg_stack_drops_inverted_detector():

@@ -18,9 +18,9 @@ from corpus_audit.transforms.audit.progress import ShardTally
 from corpus_audit.transforms.dedup import graph
 from corpus_audit.transforms.dedup.minhash import MinHasher, exact_key
 from corpus_audit.transforms.dedup.sketches import sketch_path, write_sketches
-from corpus_audit.transforms.detectors.base import guess_is_english
 from corpus_audit.transforms.detectors.scoring import load_detector_model
 from corpus_audit.transforms.known.index import NgramSampler
+from corpus_audit.transforms.language import ENGLISH, UNDETERMINED, LanguageIdentifier
 from corpus_audit.transforms.read.readers import read_shard
 from corpus_audit.transforms.read.records import is_dead_letter
 from corpus_audit.transforms.seen.core import url_keys
@@ -78,6 +78,7 @@ class AuditShard(beam.DoFn):
         self.hasher = MinHasher(self.config)
         self.sampler = NgramSampler(self.ngram_config) if self.ngram_config else None
         self.model = load_detector_model(self.detectors)
+        self.languages = LanguageIdentifier()
         self.progress = ShardTally(self.total_shards, self.progress_tally) if self.show_progress else None
 
     def process(self, element, ngram_filter=None):
@@ -149,7 +150,8 @@ class AuditShard(beam.DoFn):
             self.progress.documents_read(shard_index, first_row + len(batch), len(batch))
 
     def _annotate(self, batch, counts):
-        """Fill n_words, too_short and detector columns; return shingles and n-gram samples."""
+        """Fill n_words, too_short, language and detector columns; return shingles and n-gram
+        samples. Detectors score English documents only: they are trained on English."""
         shingles, grams = [], []
         for row in batch:
             wh = self.hasher.word_hashes(row["text"])
@@ -160,18 +162,23 @@ class AuditShard(beam.DoFn):
         too_short = np.array([len(s) < self.config.min_shingles for s in shingles])
         for row, short in zip(batch, too_short):
             row["too_short"] = bool(short)
+        t0 = time.perf_counter()
+        codes, lang_scores = self.languages.identify([row["text"] for row in batch])
+        for row, code, score in zip(batch, codes, lang_scores):
+            row["language"] = code
+            row["language_score"] = None if code is None else float(score)
+            key = "language." + (code or UNDETERMINED)
+            counts[key] = counts.get(key, 0) + 1
+        t1 = time.perf_counter()
+        add_seconds(counts, "language", t1 - t0)
         if self.model is not None:
-            t0 = time.perf_counter()
-            texts = [row["text"] for row in batch]
-            scores = self.model.score_detectors(texts)
-            english = guess_is_english(texts)
-            for i, row in enumerate(batch):
-                for name, values in scores.items():
-                    row["det_" + name] = float(values[i])
-                row["is_english"] = bool(english[i])
-            seconds = time.perf_counter() - t0
-            counts["_detector_seconds"] = seconds
-            add_seconds(counts, "detectors", seconds)
+            english = [i for i, code in enumerate(codes) if code == ENGLISH]
+            scores = self.model.score_detectors([batch[i]["text"] for i in english]) if english else {}
+            for name, values in scores.items():
+                for j, i in enumerate(english):
+                    batch[i]["det_" + name] = float(values[j])
+            add_seconds(counts, "detectors", time.perf_counter() - t1)
+        counts["_detector_seconds"] = time.perf_counter() - t0
         return shingles, grams, too_short
 
     def _keys(self, batch, nodes, shingles, grams, too_short, counts):

@@ -23,6 +23,7 @@ from corpus_audit.transforms.detectors.ensemble import NEAR_COPY_SIMILARITY
 from corpus_audit.transforms.detectors.lm_stage import lm_columns, lm_selection
 from corpus_audit.transforms.detectors.scoring import ensemble_columns, load_detector_model
 from corpus_audit.transforms.known.matches import ANNOTATION_KNOWN
+from corpus_audit.transforms.language import ENGLISH
 from corpus_audit.transforms.seen import core as seen_core
 from corpus_audit.transforms.seen.index import part_schema as seen_part_schema
 
@@ -184,9 +185,11 @@ class WriteDocuments(beam.DoFn):
         if self.scorer is None:
             return None
         t0 = time.perf_counter()
-        # near copies of known outputs are machine text already: the LM would not change them
+        # near copies of known outputs are machine text already: the LM would not change them;
+        # like the other detectors, it reads English documents only
+        english = np.array([code == ENGLISH for code in batch.column("language").to_pylist()], dtype=bool)
         selected = lm_selection(cols["doc_id"][start:stop], cols["is_representative"][start:stop],
-                                self.lm.mode, self.lm.sample_rate) & ~(
+                                self.lm.mode, self.lm.sample_rate) & english & ~(
             np.nan_to_num(cols["known_similarity"][start:stop]) >= NEAR_COPY_SIMILARITY)
         texts = batch.column("text").take(pa.array(np.flatnonzero(selected))).to_pylist()
         out = lm_columns(self.scorer, self.model, selected, texts)

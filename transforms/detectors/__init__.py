@@ -7,9 +7,9 @@ Pipeline API:
     p = model.likelihood(scores, known_similarity, known_containment, cluster_size)
     prov, reason = decide_provenance(p, known_match_kind=..., ...)
 """
-from .base import guess_is_english, normalize_text
+from .base import normalize_text
 from .model_io import DETECTOR_NAMES, DetectorModel, load_default_model, load_model, save_model
 from .provenance import decide_provenance
 
-__all__ = ["DETECTOR_NAMES", "DetectorModel", "decide_provenance", "guess_is_english", "load_default_model",
+__all__ = ["DETECTOR_NAMES", "DetectorModel", "decide_provenance", "load_default_model",
            "load_model", "normalize_text", "save_model"]

@@ -6,7 +6,7 @@ synthetic likelihood (ensemble output, hard evidence already applied).
 | # | condition | provenance | reason |
 |---|---|---|---|
 | 1 | empty text or n_words < 50 | unknown | `too_short` |
-| 2 | not English (stop-word check) | unknown | `non_english` |
+| 2 | `language` is not `en` (detectors are trained on English) | unknown | `language:<code>` (`language:und` when null) |
 | 3 | known_match_kind == 'near_copy' | synthetic | `known_output_copy` |
 | 4 | html generator meta tag names an AI writer / AI site builder (GENERATOR_PATTERNS) | synthetic | `generator_meta_tag` |
 | 5 | domain in the user's deny set (suffix match) | synthetic | `domain_denylist` |
@@ -36,6 +36,8 @@ import datetime as _dt
 import re
 
 import numpy as np
+
+from corpus_audit.transforms.language import ENGLISH, UNDETERMINED
 
 HUMAN, HUMAN_EDITED, SYNTHETIC, UNKNOWN = "human", "human_edited", "synthetic", "unknown"
 CHATGPT_RELEASE = _dt.datetime(2022, 11, 30)
@@ -108,14 +110,15 @@ def _col(x, n, fill):
 
 def decide_provenance(synthetic_likelihood, known_match_kind=None, known_containment=None,
                       crawl_date=None, domain=None, allow_domains=(), deny_domains=(),
-                      html_generator=None, n_words=None, is_english=None, high=HIGH, low=LOW,
+                      html_generator=None, n_words=None, language=None, high=HIGH, low=LOW,
                       seen_before=None, first_seen_date=None, text_changed_since=None, previous_human=None,
                       seen_cutoff=CHATGPT_RELEASE):
     """Vectorised decision table (module docstring). Every signal is an array/list of length n,
-    a scalar applied to all, or None (missing; a missing value inside a list is neutral, e.g.
-    is_english None counts as English, n_words None as 0). The seen-pages signals
-    (seen_before, first_seen_date, text_changed_since, previous_human) are None without an index. Use `guess_is_english(texts)` for
-    `is_english`. Returns (provenance, reason) as object arrays."""
+    a scalar applied to all, or None (missing; n_words None counts as 0, and `language` None as
+    English for every document, while a None inside the list is a text with no language).
+    `language` holds the `language` column's codes. The seen-pages signals (seen_before,
+    first_seen_date, text_changed_since, previous_human) are None without an index. Returns
+    (provenance, reason) as object arrays."""
     p = np.asarray(synthetic_likelihood, dtype=np.float64).reshape(-1)
     n = len(p)
     p = np.where(np.isfinite(p), p, 0.5)
@@ -126,7 +129,8 @@ def decide_provenance(synthetic_likelihood, known_match_kind=None, known_contain
     gens = _col(html_generator, n, None)
     nw = np.asarray([0 if w is None else w for w in _col(n_words, n, None)], dtype=np.float64) \
         if n_words is not None else np.full(n, np.inf)
-    eng = np.asarray([True if e is None else bool(e) for e in _col(is_english, n, True)], dtype=bool)
+    langs = _col(language, n, ENGLISH) if language is not None else [ENGLISH] * n
+    eng = np.asarray([code == ENGLISH for code in langs], dtype=bool)
     allow = {_norm_domain(d) for d in (allow_domains or ())}
     deny = {_norm_domain(d) for d in (deny_domains or ())}
 
@@ -154,7 +158,7 @@ def decide_provenance(synthetic_likelihood, known_match_kind=None, known_contain
         p >= high,
         p <= low,
     ]
-    outcomes = [(UNKNOWN, "too_short"), (UNKNOWN, "non_english"), (SYNTHETIC, "known_output_copy"),
+    outcomes = [(UNKNOWN, "too_short"), (UNKNOWN, "language"), (SYNTHETIC, "known_output_copy"),
                 (SYNTHETIC, "generator_meta_tag"), (SYNTHETIC, "domain_denylist"), (HUMAN, "domain_allowlist"),
                 (HUMAN_EDITED, "partial_known_output"), (HUMAN, "crawled_before_chatgpt"),
                 (HUMAN, "seen_before_cutoff"), (HUMAN_EDITED, "rewritten_human_page"),
@@ -163,4 +167,6 @@ def decide_provenance(synthetic_likelihood, known_match_kind=None, known_contain
     outcomes.append((UNKNOWN, "uncertain"))
     prov = np.array([o[0] for o in outcomes], dtype=object)[rule]
     reason = np.array([o[1] for o in outcomes], dtype=object)[rule]
+    for i in np.flatnonzero(rule == 1):
+        reason[i] = f"language:{langs[i] or UNDETERMINED}"
     return prov, reason

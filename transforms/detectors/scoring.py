@@ -8,6 +8,7 @@ import numpy as np
 
 from corpus_audit.schemas.documents import DETECTOR_NAMES, LM_COLUMNS
 from corpus_audit.transforms.detectors.ensemble import NEAR_COPY_SIMILARITY
+from corpus_audit.transforms.language import ENGLISH
 
 LM_COLUMN_NAMES = [c[0] for c in LM_COLUMNS]
 
@@ -32,14 +33,18 @@ def ensemble_columns(model, batch, cols, start, stop, allow_domains, deny_domain
     """synthetic_likelihood, provenance, provenance_reason, detector_version (and the LM columns
     when `lm`, this batch's lm_* and det_lm, is given) for rows start:stop of a shard; `batch` is
     the staged Arrow batch, `cols` the annotation columns. `share_bins` holds the combined
-    scores' histogram per stack for the crawl's share estimate. `seen` holds this batch's
-    seen-pages signals for the provenance table (`transforms/seen/core.provenance_signals`)."""
+    scores' histogram per stack for the crawl's share estimate, over English documents only:
+    the others have no detector scores, so no likelihood, and the share describes the English
+    part of the crawl. `seen` holds this batch's seen-pages signals for the provenance table
+    (`transforms/seen/core.provenance_signals`)."""
     from corpus_audit.transforms.detectors.provenance import decide_provenance
 
     n = stop - start
     similarity = cols["known_similarity"][start:stop]
     containment = cols["known_containment"][start:stop]
     lm = lm if lm is not None else {k: np.full(n, np.nan) for k in LM_COLUMN_NAMES}
+    language = batch.column("language").to_pylist()
+    english = np.array([code == ENGLISH for code in language], dtype=bool)
     bins = {}
     if model is not None:
         scores = {name: batch.column("det_" + name).to_numpy(zero_copy_only=False).astype(np.float64)
@@ -48,18 +53,21 @@ def ensemble_columns(model, batch, cols, start, stop, allow_domains, deny_domain
             scores["lm"] = lm["det_lm"]
         likelihood = model.likelihood(scores, np.nan_to_num(similarity), np.nan_to_num(containment),
                                       cols["cluster_size"][start:stop], prior=prior)
-        bins = share_bins(model, scores, np.nan_to_num(similarity) >= NEAR_COPY_SIMILARITY)
-        english = batch.column("is_english").to_pylist()
+        likelihood = np.where(english, likelihood, np.nan)
+        if english.any():
+            bins = share_bins(model, {k: v[english] for k, v in scores.items()},
+                              np.nan_to_num(similarity[english]) >= NEAR_COPY_SIMILARITY)
+        bins["not_english"] = np.array([(~english).sum()], dtype=np.float64)
         version = model.detector_version
     else:
-        likelihood, english, version = np.full(n, np.nan), None, None
+        likelihood, version = np.full(n, np.nan), None
     provenance, reason = decide_provenance(
         likelihood, known_match_kind=cols["known_match_kind"][start:stop],
         known_containment=[None if np.isnan(c) else c for c in containment],
         crawl_date=batch.column("crawl_date").to_pylist(), domain=batch.column("domain").to_pylist(),
         allow_domains=allow_domains, deny_domains=deny_domains,
         html_generator=batch.column("html_generator").to_pylist(),
-        n_words=batch.column("n_words").to_pylist(), is_english=english, **(seen or {}))
+        n_words=batch.column("n_words").to_pylist(), language=language, **(seen or {}))
     return {**lm, "synthetic_likelihood": np.asarray(likelihood, dtype=np.float64),
             "provenance": np.asarray(provenance, dtype=object),
             "provenance_reason": np.asarray(reason, dtype=object),

@@ -5,11 +5,13 @@ s3://, hdfs:// work), so memory stays bounded by the number of domains and month
 number of documents. Collapse signals come from a bottom-k sample of documents
 (corpus_audit.transforms.report.collapse_signals), so they compare across runs of any size.
 """
+from corpus_audit.transforms.language import UNDETERMINED
+
 REPORT_VERSION = 1
 SYNTHETIC_THRESHOLD = 0.5
 HIST_BINS = 20
 DETECTOR_COLUMNS = ("det_classifier", "det_stylometry", "det_wordfreq", "det_compression", "det_phrases")
-BASE_COLUMNS = ("domain", "crawl_date", "cluster_size", "is_representative", "exact_dup",
+BASE_COLUMNS = ("domain", "language", "crawl_date", "cluster_size", "is_representative", "exact_dup",
                 "known_match_model", "known_match_kind", "synthetic_likelihood", "provenance",
                 "provenance_reason")
 PROVENANCE_ORDER = ("human", "human_edited", "synthetic", "unknown")
@@ -58,6 +60,7 @@ class _Stats:
         self.hist = np.zeros(HIST_BINS, dtype=np.int64)
         self.domain_docs, self.domain_scored, self.domain_syn = {}, {}, {}
         self.no_domain = [0, 0, 0]
+        self.lang_docs, self.lang_scored, self.lang_syn, self.lang_known = {}, {}, {}, {}
         self.month_docs, self.month_scored, self.month_syn = {}, {}, {}
         self.provenance, self.reasons = {}, {}
         self.cluster_sizes = {}
@@ -97,6 +100,12 @@ class _Stats:
         self.no_domain[0] += int(pc.sum(nulls).as_py() or 0)
         self.no_domain[1] += int(pc.sum(pc.and_(nulls, valid)).as_py() or 0)
         self.no_domain[2] += int(pc.sum(pc.and_(nulls, syn)).as_py() or 0)
+
+        language = pc.fill_null(batch.column("language"), UNDETERMINED)
+        _add_counts(self.lang_docs, language)
+        _add_counts(self.lang_scored, pc.filter(language, valid))
+        _add_counts(self.lang_syn, pc.filter(language, syn))
+        _add_counts(self.lang_known, pc.filter(language, pc.is_valid(batch.column("known_match_kind"))))
 
         dates = pc.cast(batch.column("crawl_date"), pa.timestamp("ms"))
         months = dates.to_numpy(zero_copy_only=False).astype("datetime64[M]")
@@ -144,6 +153,15 @@ def _month_rows(s):
              "synthetic": s.month_syn.get(k, 0), "share_synthetic": _ratio(s.month_syn.get(k, 0),
                                                                           s.month_scored.get(k, 0))}
             for k in keys]
+
+
+def _language_rows(s):
+    """Documents per language, most first; the share is of the scored (English) documents."""
+    order = sorted(s.lang_docs, key=lambda k: (-s.lang_docs[k], k))
+    return [{"language": k, "documents": s.lang_docs[k], "share_documents": _ratio(s.lang_docs[k], s.n),
+             "scored": s.lang_scored.get(k, 0), "synthetic": s.lang_syn.get(k, 0),
+             "share_synthetic": _ratio(s.lang_syn.get(k, 0), s.lang_scored.get(k, 0)),
+             "known_output_matches": s.lang_known.get(k, 0)} for k in order]
 
 
 def _domain_section(s, top_n):
@@ -292,6 +310,7 @@ def run_stats(run, top_n=10, config=None, label="--audit"):
             "histogram": {"edges": [round(i / HIST_BINS, 6) for i in range(HIST_BINS + 1)],
                           "counts": [int(c) for c in s.hist]},
         },
+        "by_language": _language_rows(s),
         "by_domain": _domain_section(s, top_n),
         "by_month": _month_rows(s),
         "provenance": {

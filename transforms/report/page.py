@@ -130,6 +130,17 @@ def render_html(report):
         _num(s["share_ge_0_5"], "pct", _ptr("current", "synthetic_likelihood", "share_ge_0_5")),
         _num(s["share_ge_0_9"], "pct", _ptr("current", "synthetic_likelihood", "share_ge_0_9"))]]))
 
+    parts.append("<h2 id=\"languages\">Languages</h2><p class=\"note\">The detectors are trained on English: "
+                 "documents in other languages get no synthetic_likelihood (share n/a) and are left out of the "
+                 "crawl's share estimate; known-output matching reads every language. <code>und</code>: no "
+                 "letters to identify.</p>")
+    parts.append(_table(["language", "documents", "share of documents", "scored", "synthetic", "share synthetic",
+                         "known-output matches"], [
+        [r["language"]] + [_num(r[key], kind, _ptr("current", "by_language", i, key)) for key, kind in (
+            ("documents", "int"), ("share_documents", "pct"), ("scored", "int"), ("synthetic", "int"),
+            ("share_synthetic", "pct"), ("known_output_matches", "int"))]
+        for i, r in enumerate(cur["by_language"])]))
+
     dom = cur["by_domain"]
     parts.append("<h2 id=\"domains\">Synthetic share by domain</h2>"
                  + _img("domains", plot_domains(report), "synthetic share by domain"))
