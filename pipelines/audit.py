@@ -80,7 +80,7 @@ def build_pipeline(p, shards, output_dir, staging_dir, settings, index=None, pro
                    | "ListIndexParts" >> beam.Create([(i, part["file"]) for i, part in enumerate(manifest["parts"])])
                    | "SpreadIndexParts" >> shuffle_check.CountedReshuffle()
                    | "ReadIndexParts" >> beam.ParDo(known_outputs.ReadIndexPart(
-                       index_dir, cfg, settings.partitions)).with_outputs(
+                       index_dir, cfg, settings.partitions, staging_dir)).with_outputs(
                            known_outputs.NGRAMS, known_outputs.ATTRS,
                            main=known_outputs.BANDS))
         side["ngram_filter"] = beam.pvalue.AsSingleton(
@@ -104,14 +104,15 @@ def build_pipeline(p, shards, output_dir, staging_dir, settings, index=None, pro
     if seen_parts:
         # The crawl's keys, as a Bloom filter, decide which index entries can meet it at all.
         crawl_keys = beam.pvalue.AsSingleton(
-            (stage[shard_pass.BANDS], stage[shard_pass.EXACT], stage[shard_pass.URLS])
+            (stage[shard_pass.BAND_KEYS], stage[shard_pass.EXACT], stage[shard_pass.URLS])
             | "CrawlKeys" >> beam.Flatten()
             | "CrawlKeyFilter" >> beam.CombineGlobally(BuildNgramFilter()))
         seen_entries = (p
                         | "ListSeenParts" >> beam.Create(list(enumerate(seen_parts)))
                         | "SpreadSeenParts" >> shuffle_check.CountedReshuffle()
                         | "ReadSeenParts" >> beam.ParDo(seen_matches.ReadSeenPart(
-                            plan.index_dir, cfg, settings.partitions, plan.runs), crawl_keys=crawl_keys).with_outputs(
+                            plan.index_dir, cfg, settings.partitions, plan.runs, staging_dir),
+                            crawl_keys=crawl_keys).with_outputs(
                                 seen_matches.EXACT, seen_matches.ATTRS, seen_matches.URLS,
                                 "counts", main=seen_matches.BANDS))
         bands = (bands, seen_entries[seen_matches.BANDS]) | "CrawlAndSeenBands" >> beam.Flatten()
@@ -125,7 +126,7 @@ def build_pipeline(p, shards, output_dir, staging_dir, settings, index=None, pro
                 | "NearDuplicateClusters" >> NearDuplicateClusters(
                     settings.partitions, settings.cc_rounds, cfg.max_bucket_size,
                     cfg.verify_threshold, with_known_outputs=bool(index), with_seen=bool(seen_parts),
-                    sketches=sketches))
+                    sketches=sketches, staging_dir=staging_dir))
     annotations = clusters["annotations"]
     if seen_parts:
         seen_ann = ((clusters["seen_similarities"], clusters["seen_exact"], seen_entries[seen_matches.ATTRS],

@@ -44,9 +44,10 @@ def serve(port, ready=None):
     """Serve until SIGTERM or SIGINT. `ready(address)` is called once the pool listens."""
     from apache_beam.runners.worker.worker_pool_main import BeamFnExternalWorkerPoolServicer
 
-    from corpus_audit.pipelines.local_runner import fix_data_stream_flush_race
+    from corpus_audit.pipelines.local_runner import ARENA_MAX, fix_data_stream_flush_race
 
     fix_data_stream_flush_race()
+    os.environ.setdefault("MALLOC_ARENA_MAX", str(ARENA_MAX))  # as for the local runner's workers
     folder = _interpreter_first_on_path()
     address, server = BeamFnExternalWorkerPoolServicer.start(use_process=True, port=port)
     stop = threading.Event()

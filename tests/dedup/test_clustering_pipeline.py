@@ -9,6 +9,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from corpus_audit.transforms.dedup import graph
+from corpus_audit.transforms.dedup.band_files import BandWriter
 from corpus_audit.transforms.dedup.clustering import NearDuplicateClusters
 from corpus_audit.transforms.dedup.sketches import SketchFiles, sketch_path, write_sketches
 
@@ -27,11 +28,13 @@ def run_clusters(band_pairs, n_docs_per_shard, expected_reps, expected_sizes, ro
     all_nodes = np.array([node(s, r) for s, n in enumerate(n_docs_per_shard) for r in range(n)], dtype=U)
     words = np.full(len(all_nodes), 100, dtype=np.int32)
     ids = np.array([f"doc-{int(n):020d}" for n in all_nodes], dtype=object)
-    bands = list(graph.split_by_partition(partitions, keys, keys, nodes))
+    staging = tempfile.mkdtemp(prefix="clusters-")
+    writer = BandWriter(staging, partitions, "s00000")  # band keys reach the clustering as files
+    writer.add(keys, nodes)
+    bands = [writer.close()]
     attrs = list(graph.split_by_partition(partitions, all_nodes, all_nodes, words, ids))
     sketches = None
     if signatures is not None:  # verification reads each shard's sketches from its staging file
-        staging = tempfile.mkdtemp(prefix="sketches-")
         for shard, n in enumerate(n_docs_per_shard):
             rows = np.zeros((n, 100), dtype=np.uint32)
             for r in range(n):
@@ -41,7 +44,8 @@ def run_clusters(band_pairs, n_docs_per_shard, expected_reps, expected_sizes, ro
         sketches = SketchFiles(staging)
     with TestPipeline(runner=FnApiRunner()) as p:
         res = ((p | "B" >> beam.Create(bands), p | "E" >> beam.Create([]), p | "A" >> beam.Create(attrs))
-               | NearDuplicateClusters(partitions, rounds, max_bucket, verify_threshold, sketches=sketches))
+               | NearDuplicateClusters(partitions, rounds, max_bucket, verify_threshold, sketches=sketches,
+                                       staging_dir=staging))
         flat = res["annotations"] | beam.FlatMap(
             lambda kv: [(kv[0], int(r), c, int(s), bool(rep)) for r, c, s, rep in zip(*kv[1][1:])]
             if kv[1][0] == "cluster" else [])

@@ -17,6 +17,7 @@ from corpus_audit.schemas import STAGED_SCHEMA
 from corpus_audit.transforms.audit.progress import ShardTally
 from corpus_audit.transforms.dedup import graph
 from corpus_audit.transforms.dedup.minhash import MinHasher, exact_key
+from corpus_audit.transforms.dedup.band_files import BandWriter
 from corpus_audit.transforms.dedup.sketches import sketch_path, write_sketches
 from corpus_audit.transforms.detectors.scoring import load_detector_model
 from corpus_audit.transforms.known.index import NgramSampler
@@ -34,7 +35,8 @@ NGRAM_TOTALS = "ngram_totals"
 STAGED = "staged"
 COUNTS = "counts"
 URLS = "urls"
-OUTPUTS = (DEAD, EXACT, ATTRS, NGRAMS, NGRAM_TOTALS, STAGED, COUNTS, URLS)
+BAND_KEYS = "band_keys"
+OUTPUTS = (DEAD, EXACT, ATTRS, NGRAMS, NGRAM_TOTALS, STAGED, COUNTS, URLS, BAND_KEYS)
 
 BATCH_DOCS = 1000
 PARQUET_COMPRESSION = "zstd"
@@ -97,6 +99,7 @@ class AuditShard(beam.DoFn):
                                                compression=PARQUET_COMPRESSION)
         batch, n_docs = [], 0
         self.sketches = []
+        self.bands = BandWriter(self.staging_dir, self.num_partitions, f"s{shard_index:05d}")
         started = time.perf_counter()
         try:
             for row in read_shard(path, self.fmt, counts, self.max_doc_bytes):
@@ -124,6 +127,7 @@ class AuditShard(beam.DoFn):
         write_sketches(sketch_path(self.staging_dir, shard_index),
                        np.concatenate(self.sketches) if self.sketches else np.zeros((0, self.config.num_perm)))
         self.sketches = []
+        yield self.bands.close()  # the band files are this shard's main output
         # Worker seconds per stage; reading and extraction is what the other stages leave over.
         spent = sum(v for k, v in counts.items() if k.startswith("stage_seconds."))
         add_seconds(counts, "read_extract", time.perf_counter() - started - spent)
@@ -192,8 +196,9 @@ class AuditShard(beam.DoFn):
             if self.seen:
                 all_sigs[long_idx] = sigs
             keys = self.hasher.band_keys(sigs).ravel()
-            band_nodes = np.repeat(nodes[long_idx], self.config.num_bands)
-            yield from graph.split_by_partition(P, keys, keys, band_nodes)
+            self.bands.add(keys, np.repeat(nodes[long_idx], self.config.num_bands))
+            if self.seen:  # for the filter of the seen index's entries that can meet this crawl
+                yield beam.pvalue.TaggedOutput(BAND_KEYS, (0, (np.unique(keys),)))
             sketch = np.zeros((len(batch), sigs.shape[1]), dtype=np.uint16)
             sketch[long_idx] = graph.verification_sketch(sigs)
             self.sketches.append(sketch)

@@ -8,8 +8,8 @@ node id (component rounds), so no worker holds all buckets or all edges.
 import apache_beam as beam
 import numpy as np
 
-from corpus_audit.transforms.audit.shuffle_check import CountedGroupByKey
-from corpus_audit.transforms.dedup import graph
+from corpus_audit.transforms.audit.shuffle_check import CountedGroupByKey, CountedReshuffle
+from corpus_audit.transforms.dedup import band_files, graph
 from corpus_audit.transforms.dedup.sketches import SketchFiles
 from corpus_audit.transforms.known import index as known_index
 from corpus_audit.transforms.seen import index as seen_index
@@ -26,16 +26,22 @@ def _concat(batches, width):
 
 
 class _BucketsToEdges(beam.DoFn):
-    """Per band-key partition: star edges of shared buckets (and exact-copy members)."""
+    """Per key partition: star edges of shared buckets (and exact-copy members). Exact keys
+    come grouped by a shuffle; band keys are a partition number whose keys are read from the
+    band files of every source (`band_files.py`)."""
 
-    def __init__(self, max_bucket_size, exact, num_partitions=1):
+    def __init__(self, max_bucket_size, exact, num_partitions=1, staging_dir=None):
         self.max_bucket_size = max_bucket_size
         self.exact = exact
         self.num_partitions = num_partitions
+        self.staging_dir = staging_dir
 
-    def process(self, element):
-        _, batches = element
-        keys, nodes = _concat(list(batches), 2)
+    def process(self, element, sources=None):
+        if self.exact:
+            _, batches = element
+            keys, nodes = _concat(list(batches), 2)
+        else:
+            keys, nodes = band_files.read_partition(self.staging_dir, element[0], sources)
         seen = seen_index.is_seen_entry(nodes)
         if seen.any():  # seen pages share the band and exact shuffles: pair, never link
             doc_src, entry_dst = graph.known_candidates(keys[~seen], nodes[~seen], keys[seen], nodes[seen])
@@ -258,11 +264,12 @@ def _representatives(element):
 
 
 class NearDuplicateClusters(beam.PTransform):
-    """(band, exact-key, attribute batches) → per-shard cluster annotations.
+    """(band sources, exact-key batches, attribute batches) → per-shard cluster annotations.
 
-    Inputs are PCollections of (partition, arrays) from the shard pass: band keys and
-    exact-text keys (partitioned by key) and attributes (partitioned by node). Known-output
-    entries (ids with the top bit set) may join the band input; their verified similarities
+    `bands` names the sources (shards, index parts) whose band files are written in
+    `staging_dir`; exact-text keys (partitioned by key) and attributes (partitioned by node)
+    are PCollections of (partition, arrays) from the shard pass. Known-output entries (ids with
+    the top bit set) may join the band input; their verified similarities
     come out as `known_similarities`. Seen-page entries (bit 62) may join the band and exact
     inputs; their verified similarities and exact pairs come out as `seen_similarities` and
     `seen_exact`, keyed by entry partition. Verification reads sketches through `sketches` (a
@@ -271,8 +278,9 @@ class NearDuplicateClusters(beam.PTransform):
     """
 
     def __init__(self, num_partitions, rounds, max_bucket_size, verify_threshold=0.0,
-                 with_known_outputs=False, with_seen=False, sketches=None):
+                 with_known_outputs=False, with_seen=False, sketches=None, staging_dir=None):
         super().__init__()
+        self.staging_dir = staging_dir
         self.num_partitions = num_partitions
         self.rounds = rounds
         self.max_bucket_size = max_bucket_size
@@ -286,10 +294,14 @@ class NearDuplicateClusters(beam.PTransform):
     def expand(self, inputs):
         bands, exact, attrs = inputs
         P = self.num_partitions
-        lsh = (bands
-               | "GroupBandKeys" >> CountedGroupByKey()
+        # Every band file is written before any partition is read: the sources are a side input.
+        sources = beam.pvalue.AsSingleton(bands | "BandSources" >> beam.combiners.ToList())
+        lsh = (bands.pipeline
+               | "BandPartitions" >> beam.Create([(p, p) for p in range(P)])
+               | "SpreadBandPartitions" >> CountedReshuffle()
                | "BandBucketsToEdges" >> beam.ParDo(
-                   _BucketsToEdges(self.max_bucket_size, exact=False)).with_outputs("counts", main="edges"))
+                   _BucketsToEdges(self.max_bucket_size, exact=False, staging_dir=self.staging_dir),
+                   sources).with_outputs("counts", main="edges"))
         ex = (exact
               | "GroupExactKeys" >> CountedGroupByKey()
               | "ExactBucketsToEdges" >> beam.ParDo(

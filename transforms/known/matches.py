@@ -19,6 +19,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from corpus_audit.transforms.audit.shuffle_check import CountedGroupByKey
 from corpus_audit.transforms.dedup import graph
+from corpus_audit.transforms.dedup.band_files import BandWriter
 from corpus_audit.transforms.dedup.clustering import _by_shard, _concat, _tag
 from corpus_audit.transforms.dedup.minhash import MinHasher
 from corpus_audit.transforms.known import index as ki
@@ -35,13 +36,14 @@ BANDS, NGRAMS, ATTRS = "bands", "ngrams", "attrs"
 
 
 class ReadIndexPart(beam.DoFn):
-    """One index part → band keys, signatures and n-gram samples of its entries, batched by
-    partition like the crawl side, plus (entry, output id, model) for naming matches."""
+    """One index part → band files and n-gram samples of its entries, batched by partition
+    like the crawl side, plus (entry, output id, model) for naming matches."""
 
-    def __init__(self, index_dir, minhash_config, num_partitions):
+    def __init__(self, index_dir, minhash_config, num_partitions, staging_dir):
         self.index_dir = index_dir
         self.config = minhash_config
         self.num_partitions = num_partitions
+        self.staging_dir = staging_dir
 
     def setup(self):
         self.hasher = MinHasher(self.config)
@@ -49,6 +51,7 @@ class ReadIndexPart(beam.DoFn):
     def process(self, element):
         part_number, name = element
         P = self.num_partitions
+        bands = BandWriter(self.staging_dir, P, f"k{part_number:05d}")
         with FileSystems.open(FileSystems.join(self.index_dir, name)) as f:
             pf = pq.ParquetFile(f)
             row = 0
@@ -60,8 +63,7 @@ class ReadIndexPart(beam.DoFn):
                 hashed = np.flatnonzero(sigs.any(axis=1))  # all-zero: too short to shingle
                 if len(hashed):
                     keys = self.hasher.band_keys(sigs[hashed]).ravel()
-                    band_ids = np.repeat(ids[hashed], self.config.num_bands)
-                    yield from graph.split_by_partition(P, keys, keys, band_ids)
+                    bands.add(keys, np.repeat(ids[hashed], self.config.num_bands))
                 grams = batch.column("ngrams")
                 lengths = grams.value_lengths().to_numpy(zero_copy_only=False)
                 hashes = grams.flatten().to_numpy()
@@ -72,6 +74,7 @@ class ReadIndexPart(beam.DoFn):
                 models = np.array(batch.column("model").to_pylist(), dtype=object)
                 for p, arrays in graph.split_by_partition(P, ids, ids, out_ids, models):
                     yield beam.pvalue.TaggedOutput(ATTRS, (p, arrays))
+        yield bands.close()  # the band files are the main output, as for a crawl shard
 
 
 class _NgramJoin(beam.DoFn):

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from corpus_audit.transforms.audit.shuffle_check import CountedGroupByKey
 from corpus_audit.transforms.dedup import graph
+from corpus_audit.transforms.dedup.band_files import BandWriter
 from corpus_audit.transforms.dedup.clustering import _by_shard, _concat, _tag
 from corpus_audit.transforms.dedup.minhash import MinHasher, exact_key
 from corpus_audit.transforms.seen import core
@@ -30,14 +31,15 @@ BATCH = 20_000
 
 class ReadSeenPart(beam.DoFn):
     """One index part → the keys of its entries that the crawl may share, batched by partition
-    like the crawl side: band keys (main), sketches, exact keys, URL captures, and each shipped
+    like the crawl side: band files (main), exact keys, URL captures, and each shipped
     entry's earliest seen key. A part that does not match its manifest record fails the run."""
 
-    def __init__(self, index_dir, minhash_config, num_partitions, runs):
+    def __init__(self, index_dir, minhash_config, num_partitions, runs, staging_dir):
         self.index_dir = index_dir
         self.config = minhash_config
         self.num_partitions = num_partitions
         self.runs = runs
+        self.staging_dir = staging_dir
 
     def setup(self):
         self.hasher = MinHasher(self.config)
@@ -51,6 +53,7 @@ class ReadSeenPart(beam.DoFn):
             if not pf.schema_arrow.equals(si.part_schema(self.config.num_perm), check_metadata=False):
                 raise si.SeenIndexError("another schema")
             row, counts = 0, {"seen_entries_read": 0, "seen_entries_shipped": 0}
+            self.bands = BandWriter(self.staging_dir, self.num_partitions, f"v{part_number:05d}")
             for batch in pf.iter_batches(batch_size=BATCH):
                 yield from self._batch(batch, part_number, row, part, crawl_keys, counts)
                 row += batch.num_rows
@@ -60,6 +63,7 @@ class ReadSeenPart(beam.DoFn):
             raise si.SeenIndexError(f"seen index part {part['file']} is corrupt: {type(exc).__name__}: {exc}") from exc
         if row != part["entries"]:
             raise si.SeenIndexError(f"seen index part {part['file']} has {row} rows, the manifest says {part['entries']}")
+        yield self.bands.close()  # band files, the main output as for a crawl shard
         yield beam.pvalue.TaggedOutput("counts", counts)
 
     def _batch(self, batch, part_number, row, part, crawl_keys, counts):
@@ -73,7 +77,7 @@ class ReadSeenPart(beam.DoFn):
             keys = self.hasher.band_keys(sigs[hashed])
             may = crawl_keys.may_contain(keys.ravel()).reshape(keys.shape)
             band_ids = np.broadcast_to(ids[hashed][:, None], keys.shape)
-            yield from graph.split_by_partition(P, keys[may], keys[may], band_ids[may])
+            self.bands.add(keys[may], band_ids[may])
             shipped[hashed[may.any(axis=1)]] = True
         texts = np.array([exact_key(h) for h in batch.column("text_hash").to_pylist()], dtype=np.uint64)
         may = crawl_keys.may_contain(texts)
