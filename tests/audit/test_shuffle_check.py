@@ -42,7 +42,7 @@ def test_a_run_whose_runner_loses_shuffled_values_is_not_committed(tmp_path, rea
     monkeypatch.setattr(shuffle_check, "_GROUP", _LossyGroupByKey)
     assert main(args + ["--overwrite"]) == 3
     err = capsys.readouterr().err
-    assert "lost data in a shuffle" in err and "GroupBandKeys:" in err
+    assert "lost data in a shuffle" in err and "GroupById:" in err
     run_dir = tmp_path / "out" / "r"
     assert not (run_dir / "_SUCCESS").exists() and not (run_dir / "_staging").exists()
 
