@@ -99,7 +99,6 @@ class WritePieces:
         self.config, self.cutoff, self.staging, self.total = config, cutoff, staging, total_shards
 
     def __call__(self, element):
-        import numpy as np
         import pyarrow as pa
         import pyarrow.parquet as pq
         from apache_beam.io.filesystems import FileSystems

@@ -286,7 +286,7 @@ def test_compare_shows_earlier_run_beside_the_current_one(two_runs):
     assert late["domain_similarity"] > early["domain_similarity"]
     assert late["distinct_3"] < early["distinct_3"]  # the copies repeat text
     assert 'id="plot-trends"' in page and "change since early" in page
-    assert f'data-key="/compare/0/headline/documents" data-format="int" data-value="80">80<' in page
+    assert 'data-key="/compare/0/headline/documents" data-format="int" data-value="80">80<' in page
 
 
 def test_bad_audits_are_refused_with_exit_code_2(two_runs, tmp_path):
