@@ -16,7 +16,7 @@ from apache_beam.io.filesystems import FileSystems
 from corpus_audit.schemas import STAGED_SCHEMA
 from corpus_audit.transforms.audit.progress import ShardTally
 from corpus_audit.transforms.dedup import graph
-from corpus_audit.transforms.dedup.minhash import MinHasher, exact_key
+from corpus_audit.transforms.dedup.minhash import MinHasher, exact_keys
 from corpus_audit.transforms.dedup.band_files import BandWriter
 from corpus_audit.transforms.dedup.sketches import sketch_path, write_sketches
 from corpus_audit.transforms.detectors.scoring import load_detector_model
@@ -202,7 +202,7 @@ class AuditShard(beam.DoFn):
             sketch = np.zeros((len(batch), sigs.shape[1]), dtype=np.uint16)
             sketch[long_idx] = graph.verification_sketch(sigs)
             self.sketches.append(sketch)
-        exact = np.array([exact_key(row["text_hash"]) for row in batch], dtype=np.uint64)
+        exact = exact_keys([row["text_hash"] for row in batch])
         for p, arrays in graph.split_by_partition(P, exact, exact, nodes):
             yield beam.pvalue.TaggedOutput(EXACT, (p, arrays))
         if self.seen:

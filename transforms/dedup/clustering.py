@@ -71,14 +71,9 @@ class _BucketsToEdges(beam.DoFn):
 
 def _by_shard(nodes, *columns):
     """Split node-indexed columns by shard (node >> 32) into (shard, (rows, *columns))."""
-    if len(nodes) == 0:
-        return
     shards = (nodes >> np.uint64(32)).astype(np.int64)
     rows = (nodes & np.uint64(0xFFFFFFFF)).astype(np.int64)
-    order = np.argsort(shards, kind="stable")
-    cuts = np.flatnonzero(np.diff(shards[order])) + 1
-    for idx in np.split(order, cuts):
-        yield int(shards[idx[0]]), (rows[idx],) + tuple(c[idx] for c in columns)
+    return graph.split_by_key(shards, rows, *columns)
 
 
 class _AttachSourceSketch(beam.DoFn):
@@ -137,13 +132,7 @@ class _VerifyEdges(beam.DoFn):
 
 def _by_file(nodes, *columns):
     """(file key, columns) for each file the nodes' sketches are in (SketchFiles.file_keys)."""
-    if len(nodes) == 0:
-        return
-    keys = SketchFiles.file_keys(nodes)
-    order = np.argsort(keys, kind="stable")
-    cuts = np.flatnonzero(np.diff(keys[order])) + 1
-    for idx in np.split(order, cuts):
-        yield int(keys[idx[0]]), tuple(c[idx] for c in columns)
+    return graph.split_by_key(SketchFiles.file_keys(nodes), *columns)
 
 
 def _tag(tag):

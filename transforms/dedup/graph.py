@@ -26,12 +26,18 @@ def split_by_partition(num_partitions, by, *arrays):
     """Yield (partition, tuple of arrays) for every partition that has rows, `by` deciding."""
     if len(by) == 0:
         return
-    parts = partition_of(by, num_partitions)
-    order = np.argsort(parts, kind="stable")
-    sorted_parts = parts[order]
-    cuts = np.flatnonzero(np.diff(sorted_parts)) + 1
+    yield from split_by_key(partition_of(by, num_partitions), *arrays)
+
+
+def split_by_key(keys, *arrays):
+    """Yield (key, tuple of arrays) for every distinct integer key, keys ascending, rows in order."""
+    if len(keys) == 0:
+        return
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    cuts = np.flatnonzero(np.diff(sorted_keys)) + 1
     for idx, first in zip(np.split(order, cuts), np.r_[0, cuts]):
-        yield int(sorted_parts[first]), tuple(a[idx] for a in arrays)
+        yield int(sorted_keys[first]), tuple(a[idx] for a in arrays)
 
 
 def unique_edges(src, dst):

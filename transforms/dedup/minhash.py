@@ -108,9 +108,11 @@ class MinHasher:
         return mix64(combined ^ self._band_salt[None, :])
 
 
-def exact_key(text_hash_hex):
-    """64-bit bucket key for exact-text matching, from the document's text_hash."""
-    return int(text_hash_hex[:16], 16)
+def exact_keys(text_hashes_hex):
+    """64-bit bucket keys for exact-text matching (the first 16 hex digits of each document's
+    text_hash), as a uint64 array."""
+    raw = bytes.fromhex("".join(h[:16] for h in text_hashes_hex))
+    return np.frombuffer(raw, dtype=">u8").astype(np.uint64)
 
 
 def jaccard(a, b):

@@ -136,11 +136,17 @@ def check_parts(manifest, index_dir):
 
 
 def write_manifest(index_dir, manifest):
-    """Write index.json through a temporary file and a rename: the commit of a build/add."""
-    path = manifest_path(index_dir)
-    tmp = FileSystems.join(index_dir, f"_{MANIFEST}.tmp")
+    """index.json is the commit of a build/add."""
+    commit_json(index_dir, MANIFEST, manifest)
+
+
+def commit_json(folder, name, obj):
+    """Write folder/name through a temporary file and a rename, so a reader sees the old
+    manifest or the new one, never half of one."""
+    path = FileSystems.join(folder, name)
+    tmp = FileSystems.join(folder, f"_{name}.tmp")
     with FileSystems.create(tmp) as f:
-        f.write((json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+        f.write((json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8"))
     if FileSystems.exists(path):
         FileSystems.delete([path])
     FileSystems.rename([tmp], [path])

@@ -22,6 +22,8 @@ import numpy as np
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
+from corpus_audit.transforms.known.index import commit_json
+
 FORMAT = "corpus-audit-seen-pages"
 FORMAT_VERSION = 1
 MANIFEST = "seen.json"
@@ -160,14 +162,8 @@ def runs_of(manifest, run_id):
 
 
 def write_manifest(index_dir, manifest):
-    """Replace seen.json through a temporary file and a rename: the commit."""
-    path = manifest_path(index_dir)
-    tmp = FileSystems.join(index_dir, f"_{MANIFEST}.tmp")
-    with FileSystems.create(tmp) as f:
-        f.write((json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8"))
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
-    FileSystems.rename([tmp], [path])
+    """seen.json is the commit."""
+    commit_json(index_dir, MANIFEST, manifest)
 
 
 def with_run(manifest, run_id, run_date, parts):

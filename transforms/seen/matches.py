@@ -21,7 +21,7 @@ from corpus_audit.transforms.audit.shuffle_check import CountedGroupByKey
 from corpus_audit.transforms.dedup import graph
 from corpus_audit.transforms.dedup.band_files import BandWriter
 from corpus_audit.transforms.dedup.clustering import _by_shard, _concat, _tag
-from corpus_audit.transforms.dedup.minhash import MinHasher, exact_key
+from corpus_audit.transforms.dedup.minhash import MinHasher, exact_keys
 from corpus_audit.transforms.seen import core
 from corpus_audit.transforms.seen import index as si
 
@@ -79,7 +79,7 @@ class ReadSeenPart(beam.DoFn):
             band_ids = np.broadcast_to(ids[hashed][:, None], keys.shape)
             self.bands.add(keys[may], band_ids[may])
             shipped[hashed[may.any(axis=1)]] = True
-        texts = np.array([exact_key(h) for h in batch.column("text_hash").to_pylist()], dtype=np.uint64)
+        texts = exact_keys(batch.column("text_hash").to_pylist())
         may = crawl_keys.may_contain(texts)
         shipped |= may
         for p, arrays in graph.split_by_partition(P, texts[may], texts[may], ids[may]):
