@@ -269,8 +269,12 @@ def share_estimate(model, counts):
     (the others have no detector scores and are counted in `not_english`, in neither part of
     the share). Near copies of known outputs count as machine text; the share among the other
     documents is fitted on the histograms of their combined detector score that the write pass
-    counted: the LM-scored documents' when their interval is the narrower (a large enough
-    sample), else the fast stack's."""
+    counted. With at least MIN_ANCHOR documents dated before the cut-off, those are the crawl's
+    own human reference and the rest is fitted against them (`anchored`, measured to hold far
+    better on unseen domains); else against the development data's references. Of the stacks
+    (fast, and with the LM on the documents it scored) the narrower interval is reported."""
+    from corpus_audit.transforms.detectors.share import Z_CENTRES
+
     if model is None or not model.ensemble.share:
         return None
 
@@ -287,17 +291,30 @@ def share_estimate(model, counts):
     total = known + rest
     estimates = {}
     for stack, ref in sorted(model.ensemble.share.items()):
-        est = ref.estimate(bins(stack, len(ref.edges) + 1))
-        if est is None or total == 0:
-            continue
-        scaled = {k: round((known + est[k] * rest) / total, 4)
-                  for k in ("value", "low", "high", "sampling_low", "sampling_high")}
-        estimates[stack] = {**est, **scaled, "documents": int(total), "fitted_documents": est["documents"],
-                            "known_output_copies": int(known), "not_english": int(bins("not_english", 1)[0]),
-                            "stack": "fast detectors" if stack == "fast" else "with the LM"}
+        anchor = bins(f"anchor.{stack}", len(Z_CENTRES))
+        fits = {"anchored": ref.anchored_estimate(bins(f"dated_rest.{stack}", len(Z_CENTRES)), anchor),
+                "development data": ref.estimate(bins(stack, len(ref.edges) + 1))}
+        by_reference = {}
+        for name, est in fits.items():
+            if est is None or total == 0:
+                continue
+            # documents outside the fit: known copies (machine) and, when anchored, the anchor (human)
+            fitted = rest - (anchor.sum() if name == "anchored" else 0)
+            scaled = {k: round((known + est[k] * fitted) / total, 4)
+                      for k in ("value", "low", "high", "sampling_low", "sampling_high")}
+            by_reference[name] = {
+                **est, **scaled, "documents": int(total), "fitted_documents": est["documents"],
+                "known_output_copies": int(known), "anchor_documents": int(anchor.sum()) if name == "anchored" else 0,
+                "not_english": int(bins("not_english", 1)[0]),
+                "stack": "fast detectors" if stack == "fast" else "with the LM", "reference": name}
+        if by_reference:
+            first, *other = by_reference.values()
+            estimates[stack] = {**first, **({"without_anchor": {k: other[0][k] for k in ("value", "low", "high")}}
+                                            if other else {})}
     if not estimates:
         return None
-    best = min(estimates.values(), key=lambda e: (e["high"] - e["low"], e["stack"]))
+    anchored = [e for e in estimates.values() if e["reference"] == "anchored"]
+    best = min(anchored or estimates.values(), key=lambda e: (e["high"] - e["low"], e["stack"]))
     return {**best, "by_stack": estimates}
 
 

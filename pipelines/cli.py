@@ -226,7 +226,10 @@ def print_summary(summary, out=sys.stdout):
         est = synthetic.get("share_estimate")
         if est:
             print(f"synthetic share   {est['value']:.1%} estimated, 95 % interval {est['low']:.1%}-{est['high']:.1%} "
-                  f"of the English documents ({est['stack']}, {est['known_output_copies']} known copies; "
+                  f"of the English documents ({est['stack']}, "
+                  + (f"against its {est['anchor_documents']:,} documents dated before the cut-off, "
+                     if est.get("anchor_documents") else "against the development data's references, ")
+                  + f"{est['known_output_copies']} known copies; "
                   f"{est.get('not_english', 0):,} in other languages not counted; prior {synthetic['prior']})", file=out)
     known = summary.get("known_outputs")
     if known:

@@ -60,6 +60,7 @@ def test_all_mode_scores_every_representative_and_moves_the_likelihood(lm_runs):
     assert audit["lm_detector"]["mode"] == "all" and audit["lm_detector"]["documents_scored"] == 12
     est = audit["share_estimate"]
     assert {"fast", "full"} == set(est["by_stack"]) and est["low"] <= est["value"] <= est["high"]
+    assert est["reference"] == "development data" and est["anchor_documents"] == 0  # no dates in this crawl
     assert read_audit(lm_runs / "off")["synthetic"]["share_estimate"]["by_stack"].keys() == {"fast"}
 
 

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from corpus_audit.transforms.detectors.share import (ShareReference, fit_mixture, held_out_errors,
+from corpus_audit.transforms.detectors.share import (MIN_ANCHOR, ShareReference, anchored_error, build_reference,
+                                                      fit_mixture, held_out_errors, probit_counts,
                                                       source_balanced_weights)
 from corpus_audit.transforms.detectors.weights import choose_weights, combine
 
@@ -72,6 +73,66 @@ def test_held_out_errors_and_balanced_weights():
     assert 0 < rms < 0.1
     w = source_balanced_weights(np.r_[y, [0]], np.r_[src, ["d"]])
     assert w[-1] == 1.0 and np.isclose(w[:400].sum(), 1.0)
+
+
+def _domains(rng, levels, n=3000, gap=2.0):
+    """Sources whose human scores sit at their own level and machine scores `gap` above it."""
+    from scipy.special import ndtr
+
+    s, y, src = [], [], []
+    for i, level in enumerate(levels):
+        s += [ndtr(rng.normal(level, 1, n)), ndtr(rng.normal(level + gap, 1, n))]
+        y += [np.zeros(n, int), np.ones(n, int)]
+        src += [np.full(2 * n, f"s{i}")]
+    return np.concatenate(s), np.concatenate(y), np.concatenate(src)
+
+
+@pytest.fixture(scope="module")
+def domain_reference():
+    return build_reference(*_domains(np.random.default_rng(11), [-0.5, 0.0, 0.5, 1.0]))
+
+
+@pytest.mark.parametrize("share", [0.0, 0.05, 0.2, 0.5])
+def test_anchor_holds_on_a_domain_whose_scores_sit_elsewhere(domain_reference, share):
+    """An unseen domain 1.5 probit units above every development source: the development
+    references read its human text as machine; its own dated documents put it right."""
+    from scipy.special import ndtr
+
+    ref, checks = domain_reference
+    rng = np.random.default_rng(int(share * 100) + 12)
+    k = int(share * 4000)
+    crawl = ndtr(np.r_[rng.normal(1.5, 1, 4000 - k), rng.normal(3.5, 1, k)])
+    anchor = ndtr(rng.normal(1.5, 1, 400))
+    plain = ref.estimate(ref.counts(crawl))
+    est = ref.anchored_estimate(probit_counts(crawl), probit_counts(anchor))
+    assert abs(est["value"] - share) < 0.04 and est["low"] <= share <= est["high"], est
+    assert est["anchor_documents"] == 400 and est["documents"] == 4000
+    if share < 0.5:
+        assert plain["value"] - share > 0.1, plain  # the failure the anchor is for
+    assert {"reference", "anchored"} == set(checks) and {r["source"] for r in checks["anchored"]} == {"s0", "s1", "s2", "s3"}
+
+
+def test_anchored_error_widens_with_the_share_and_round_trips(domain_reference):
+    ref, checks = domain_reference
+    floor, relative = ref.anchored_error
+    assert (floor, relative) == anchored_error(checks["anchored"]) and 0 <= floor < 0.05 and relative > 0
+    assert ref.widening(0.5, anchored=True) > ref.widening(0.05, anchored=True) > 0
+    params, arrays = ref.get_state("share.fast.")
+    back = ShareReference.from_state(params, arrays, "share.fast.")
+    assert back.anchored_error == ref.anchored_error and np.array_equal(back.offsets, ref.offsets)
+
+
+def test_no_anchored_fit_without_enough_dated_documents_or_offsets(domain_reference):
+    from scipy.special import ndtr
+
+    ref, _ = domain_reference
+    crawl = probit_counts(ndtr(np.random.default_rng(13).normal(0, 1, 1000)))
+    few = probit_counts(ndtr(np.random.default_rng(14).normal(0, 1, MIN_ANCHOR - 1)))
+    enough = probit_counts(ndtr(np.random.default_rng(14).normal(0, 1, MIN_ANCHOR)))
+    assert ref.anchored_estimate(crawl, few) is None and ref.anchored_estimate(crawl, enough) is not None
+    old = ShareReference(ref.edges, ref.human, ref.machine, ref.shift)  # a model without offsets
+    assert old.anchored_estimate(crawl, enough) is None
+    assert "offsets" not in "".join(old.get_state("p.")[1])
 
 
 def test_combine_skips_missing_families_and_choose_weights_drops_noise():

@@ -108,6 +108,17 @@ def _col(x, n, fill):
     return x
 
 
+def predates_cutoff(crawl_date, n, seen_before=None, first_seen_date=None, seen_cutoff=CHATGPT_RELEASE):
+    """(crawled before ChatGPT's release, seen-pages index first capture before the seen
+    cut-off): the two date evidences of human text, as boolean arrays of length n."""
+    dates = [_to_datetime(d) for d in _col(crawl_date, n, None)]
+    cutoff = _to_datetime(seen_cutoff)
+    seen = np.array([s is not None for s in _col(seen_before, n, None)], dtype=bool)
+    first = [_to_datetime(d) for d in _col(first_seen_date, n, None)]
+    return (np.array([d is not None and d < CHATGPT_RELEASE for d in dates], dtype=bool),
+            seen & np.array([d is not None and d < cutoff for d in first], dtype=bool))
+
+
 def decide_provenance(synthetic_likelihood, known_match_kind=None, known_containment=None,
                       crawl_date=None, domain=None, allow_domains=(), deny_domains=(),
                       html_generator=None, n_words=None, language=None, high=HIGH, low=LOW,
@@ -124,7 +135,6 @@ def decide_provenance(synthetic_likelihood, known_match_kind=None, known_contain
     p = np.where(np.isfinite(p), p, 0.5)
     kind = _col(known_match_kind, n, None)
     con = np.asarray([np.nan if c is None else float(c) for c in _col(known_containment, n, None)])
-    dates = [_to_datetime(d) for d in _col(crawl_date, n, None)]
     doms = _col(domain, n, None)
     gens = _col(html_generator, n, None)
     nw = np.asarray([0 if w is None else w for w in _col(n_words, n, None)], dtype=np.float64) \
@@ -136,10 +146,9 @@ def decide_provenance(synthetic_likelihood, known_match_kind=None, known_contain
 
     has_con = np.isfinite(con)
     cutoff = _to_datetime(seen_cutoff)
-    seen = np.array([s is not None for s in _col(seen_before, n, None)], dtype=bool)
-    first = [_to_datetime(d) for d in _col(first_seen_date, n, None)]
-    old_first = np.array([d is not None and d < cutoff for d in first], dtype=bool)
-    new_first = np.array([d is not None and d >= cutoff for d in first], dtype=bool)
+    old_crawl, seen_old = predates_cutoff(crawl_date, n, seen_before, first_seen_date, seen_cutoff)
+    new_first = np.array([d is not None and d >= cutoff for d in (_to_datetime(d) for d in _col(first_seen_date, n, None))],
+                         dtype=bool)
     changed = np.array([bool(c) for c in _col(text_changed_since, n, None)], dtype=bool)
     was_human = np.array([bool(h) for h in _col(previous_human, n, None)], dtype=bool)
     rewritten = changed & new_first & (p >= high)
@@ -151,8 +160,8 @@ def decide_provenance(synthetic_likelihood, known_match_kind=None, known_contain
         np.array([bool(deny) and domain_matches(d, deny) for d in doms], dtype=bool),
         np.array([bool(allow) and domain_matches(d, allow) for d in doms], dtype=bool),
         np.array([k == "contains" for k in kind], dtype=bool) | (has_con & (np.where(has_con, con, 0) >= CONTAINMENT_MIN)),
-        np.array([d is not None and d < CHATGPT_RELEASE for d in dates], dtype=bool) & (p < high),
-        seen & old_first & (p < high),
+        old_crawl & (p < high),
+        seen_old & (p < high),
         rewritten & was_human,
         rewritten,
         p >= high,

@@ -37,13 +37,14 @@ def ensemble_columns(model, batch, cols, start, stop, allow_domains, deny_domain
     the others have no detector scores, so no likelihood, and the share describes the English
     part of the crawl. `seen` holds this batch's seen-pages signals for the provenance table
     (`transforms/seen/core.provenance_signals`)."""
-    from corpus_audit.transforms.detectors.provenance import decide_provenance
+    from corpus_audit.transforms.detectors.provenance import decide_provenance, predates_cutoff
 
     n = stop - start
     similarity = cols["known_similarity"][start:stop]
     containment = cols["known_containment"][start:stop]
     lm = lm if lm is not None else {k: np.full(n, np.nan) for k in LM_COLUMN_NAMES}
     language = batch.column("language").to_pylist()
+    crawl_dates = batch.column("crawl_date").to_pylist()
     english = np.array([code == ENGLISH for code in language], dtype=bool)
     bins = {}
     if model is not None:
@@ -55,7 +56,9 @@ def ensemble_columns(model, batch, cols, start, stop, allow_domains, deny_domain
                                       cols["cluster_size"][start:stop], prior=prior)
         likelihood = np.where(english, likelihood, np.nan)
         if english.any():
-            bins = share_bins(model, {k: v[english] for k, v in scores.items()},
+            dated = {k: v for k, v in (seen or {}).items() if k in ("seen_before", "first_seen_date", "seen_cutoff")}
+            anchor = np.logical_or(*predates_cutoff(crawl_dates, n, **dated))
+            bins = share_bins(model, {k: v[english] for k, v in scores.items()}, anchor[english],
                               np.nan_to_num(similarity[english]) >= NEAR_COPY_SIMILARITY)
         bins["not_english"] = np.array([(~english).sum()], dtype=np.float64)
         version = model.detector_version
@@ -64,7 +67,7 @@ def ensemble_columns(model, batch, cols, start, stop, allow_domains, deny_domain
     provenance, reason = decide_provenance(
         likelihood, known_match_kind=cols["known_match_kind"][start:stop],
         known_containment=[None if np.isnan(c) else c for c in containment],
-        crawl_date=batch.column("crawl_date").to_pylist(), domain=batch.column("domain").to_pylist(),
+        crawl_date=crawl_dates, domain=batch.column("domain").to_pylist(),
         allow_domains=allow_domains, deny_domains=deny_domains,
         html_generator=batch.column("html_generator").to_pylist(),
         n_words=batch.column("n_words").to_pylist(), language=language, **(seen or {}))
@@ -74,18 +77,30 @@ def ensemble_columns(model, batch, cols, start, stop, allow_domains, deny_domain
             "detector_version": np.full(n, version, dtype=object)}, bins
 
 
-def share_bins(model, scores, near_copy):
+def share_bins(model, scores, anchor, near_copy):
     """{stack: bin counts} of the combined score for the crawl's share estimate: "fast" over
     every document, "full" over those the LM scored (the sample in --lm-detector sample), and
-    "known" the near copies of known outputs, which are machine text whatever the scores say."""
+    "known" the near copies of known outputs, which are machine text whatever the scores say.
+    "anchor.<stack>" and "dated_rest.<stack>" count the same scores in probit bins, split by
+    whether a date puts the document before the cut-off (`anchor`): the anchored fit's inputs."""
+    from corpus_audit.transforms.detectors.share import probit_counts
+
     ens = model.ensemble
     out = {"known": np.array([near_copy.sum()], dtype=np.float64)}
     rest = ~near_copy
-    if "fast" in ens.share:
-        out["fast"] = ens.share["fast"].counts(ens.raw(ens.fast_scores({k: v[rest] for k, v in scores.items()})))
+    stacks = {"fast": (rest, lambda m: ens.fast_scores({k: v[m] for k, v in scores.items()}))}
     full = ens.has_optional(scores) & rest
-    if "full" in ens.share and full.any():
-        out["full"] = ens.share["full"].counts(ens.raw({k: v[full] for k, v in scores.items()}))
+    if full.any():
+        stacks["full"] = (full, lambda m: {k: v[m] for k, v in scores.items()})
+    for stack, (rows, pick) in stacks.items():
+        if stack not in ens.share:
+            continue
+        raw = ens.raw(pick(rows))
+        out[stack] = ens.share[stack].counts(raw)
+        if ens.share[stack].offsets is not None:
+            old = anchor[rows]
+            out[f"anchor.{stack}"] = probit_counts(raw[old])
+            out[f"dated_rest.{stack}"] = probit_counts(raw[~old])
     return out
 
 

@@ -14,6 +14,15 @@ The interval is the profile-likelihood interval (sampling error of the crawl) wi
 references' own error on unseen sources: `shift` is the root-mean-square error of the estimate
 on development sources held out from the references, measured at training and stored with
 them, added in quadrature.
+
+Domains move the human scores: held out, a source's human texts sit anywhere from -0.4 to +2.5
+on the probit scale, so a crawl of one unseen domain reads as 0 % or 100 % machine whatever its
+true share. Machine text moves with its domain too, and by about the same amount. So when the
+crawl itself holds documents that predate chat models (a crawl date or a first capture in the
+seen-pages index before the cut-off), their scores are the human reference of that crawl's own
+domains (the anchor), and the machine reference is the development data's machine scores
+measured from their own source's human median, placed at the anchor's median
+(`anchored_estimate`; measured in EVALUATION.md, "anchored").
 """
 from __future__ import annotations
 
@@ -23,6 +32,13 @@ CHI2_95 = 3.841458820694124  # 95 % quantile of chi-square with one degree of fr
 Z_95 = 1.959963984540054
 GRID = np.linspace(0.0, 1.0, 2001)
 SMOOTH = 1e-3  # share of each reference's mass spread evenly over its bins (no bin is impossible)
+# The anchored fit works on the probit scale in fixed bins: anchor, crawl and offsets share them.
+Z_STEP = 0.1
+Z_EDGES = np.round(np.arange(-8.0, 8.0 + Z_STEP / 2, Z_STEP), 6)
+Z_CENTRES = np.r_[Z_EDGES[0] - Z_STEP / 2, Z_EDGES[:-1] + Z_STEP / 2, Z_EDGES[-1] + Z_STEP / 2]
+ANCHOR_BANDWIDTH = 0.3  # Gaussian smoothing of the anchor's histogram (probit units)
+OFFSET_BANDWIDTH = 0.15
+MIN_ANCHOR = 100  # fewer pre-cut-off documents leave the anchor's median too uncertain
 
 
 def bin_edges(scores, n_bins=32):
@@ -57,16 +73,62 @@ def fit_mixture(counts, human, machine):
     return float(GRID[best]), float(inside.min()), float(inside.max()), ll
 
 
-class ShareReference:
-    """Reference histograms of one stack's combined score (fast, or with the LM) and the
-    estimate's measured error on unseen sources."""
+def probit_counts(scores):
+    """Counts of finite combined scores in the anchored fit's probit bins (Z_EDGES)."""
+    from scipy.special import ndtri
 
-    def __init__(self, edges, human, machine, shift=0.0, method="mixture-mle"):
+    s = np.asarray(scores, dtype=np.float64)
+    z = ndtri(np.clip(s[np.isfinite(s)], 1e-12, 1 - 1e-12))
+    return np.bincount(np.searchsorted(Z_EDGES, z, side="right"), minlength=len(Z_CENTRES)).astype(np.float64)
+
+
+def _smoothed(counts, bandwidth):
+    """Histogram convolved with a Gaussian kernel, as a density over the bins with a floor."""
+    c = np.asarray(counts, dtype=np.float64)
+    half = int(np.ceil(4 * bandwidth / Z_STEP))
+    kernel = np.exp(-0.5 * (np.arange(-half, half + 1) * Z_STEP / bandwidth) ** 2)
+    d = np.convolve(c, kernel / kernel.sum(), mode="same")
+    return _density(d)
+
+
+def _median(counts):
+    c = np.asarray(counts, dtype=np.float64)
+    return float(Z_CENTRES[int(np.searchsorted(np.cumsum(c), c.sum() / 2.0))])
+
+
+def source_offsets(scores, y, sources):
+    """Source-balanced histogram (probit bins, centred on 0) of machine scores measured from
+    the median human score of their own source: how far machine text sits above the human text
+    of its domain, with the domain's own level taken out."""
+    from scipy.special import ndtri
+
+    s = np.asarray(scores, dtype=np.float64)
+    y, sources = np.asarray(y, dtype=int), np.asarray(sources).astype(str)
+    z = ndtri(np.clip(s, 1e-12, 1 - 1e-12))
+    out = np.zeros(len(Z_CENTRES))
+    for src in np.unique(sources):
+        h, m = (sources == src) & (y == 0), (sources == src) & (y == 1)
+        if h.sum() < 10 or m.sum() < 10:
+            continue
+        rel = z[m] - np.median(z[h])
+        out += np.bincount(np.searchsorted(Z_EDGES, rel, side="right"), minlength=len(out)) / m.sum()
+    return out
+
+
+class ShareReference:
+    """Reference histograms of one stack's combined score (fast, or with the LM), the machine
+    offsets for the anchored fit, and each estimate's measured error on unseen sources."""
+
+    def __init__(self, edges, human, machine, shift=0.0, method="mixture-mle", offsets=None,
+                 anchored_error=None):
         self.edges = np.asarray(edges, dtype=np.float64)
         self.human = np.asarray(human, dtype=np.float64)
         self.machine = np.asarray(machine, dtype=np.float64)
         self.shift = float(shift)
         self.method = method
+        self.offsets = None if offsets is None else np.asarray(offsets, dtype=np.float64)
+        # (rms error at a true share of 0, rms relative error above 0) of the anchored estimate
+        self.anchored_error = None if anchored_error is None else tuple(float(e) for e in anchored_error)
 
     @classmethod
     def from_scores(cls, scores, y, weights=None, n_bins=32, shift=0.0):
@@ -79,6 +141,14 @@ class ShareReference:
     def counts(self, scores):
         return histogram(scores, self.edges)
 
+    def widening(self, value, anchored=False):
+        """Half-width added in quadrature to the sampling interval: the measured error on unseen
+        sources (for the anchored fit, a floor at 0 growing in proportion to the share)."""
+        if anchored:
+            floor, relative = self.anchored_error or (0.0, 0.0)
+            return Z_95 * float(np.hypot(floor, relative * value))
+        return Z_95 * self.shift
+
     def estimate(self, counts):
         """{value, low, high, method, documents, sampling_low, sampling_high} from bin counts."""
         counts = np.asarray(counts, dtype=np.float64)
@@ -86,7 +156,7 @@ class ShareReference:
         if n == 0:
             return None
         a, lo, hi, _ = fit_mixture(counts, self.human, self.machine)
-        widen = Z_95 * self.shift
+        widen = self.widening(a)
         low = a - np.hypot(a - lo, widen)
         high = a + np.hypot(hi - a, widen)
         return {"value": round(a, 4), "low": round(max(0.0, low), 4), "high": round(min(1.0, high), 4),
@@ -96,14 +166,53 @@ class ShareReference:
                           f"sources ({self.shift:.3f} rms)",
                 "documents": n, "sampling_low": round(lo, 4), "sampling_high": round(hi, 4)}
 
+    def anchored_estimate(self, counts, anchor):
+        """The estimate from the crawl's own human reference: `counts` are the probit-bin counts
+        of the documents to fit, `anchor` those of its pre-cut-off documents. None without
+        offsets or with fewer than MIN_ANCHOR anchor documents."""
+        counts, anchor = np.asarray(counts, dtype=np.float64), np.asarray(anchor, dtype=np.float64)
+        n = int(round(counts.sum()))
+        if self.offsets is None or n == 0 or anchor.sum() < MIN_ANCHOR:
+            return None
+        human = _smoothed(anchor, ANCHOR_BANDWIDTH)
+        # offsets are centred on the middle bin; move them to the anchor's median
+        move = int(round(_median(anchor) / Z_STEP))
+        centred = _smoothed(self.offsets, OFFSET_BANDWIDTH)
+        machine = np.zeros_like(centred)
+        if move >= 0:
+            machine[move:] = centred[:len(centred) - move]
+            machine[-1] += centred[len(centred) - move:].sum()
+        else:
+            machine[:move] = centred[-move:]
+            machine[0] += centred[:-move].sum()
+        a, lo, hi, _ = fit_mixture(counts, human, machine)
+        # The offsets' mismatch with an unseen domain scales with the machine part.
+        floor, relative = self.anchored_error or (0.0, 0.0)
+        widen = self.widening(a, anchored=True)
+        low, high = a - np.hypot(a - lo, widen), a + np.hypot(hi - a, widen)
+        return {"value": round(a, 4), "low": round(max(0.0, low), 4), "high": round(min(1.0, high), 4),
+                "method": f"anchored-mixture-mle: maximum-likelihood mixture of this crawl's own "
+                          f"pre-cut-off documents ({int(anchor.sum())}, the human reference of its "
+                          f"domains) and the development data's machine scores placed at their median "
+                          f"({len(Z_CENTRES)} probit bins), 95 % profile-likelihood interval widened by "
+                          f"the measured error on unseen sources ({floor:.3f} rms at 0, {relative:.0%} of "
+                          f"the share above)",
+                "documents": n, "anchor_documents": int(anchor.sum()),
+                "sampling_low": round(lo, 4), "sampling_high": round(hi, 4)}
+
     def get_state(self, prefix):
-        return ({"shift": self.shift, "method": self.method},
-                {f"{prefix}edges": self.edges, f"{prefix}human": self.human, f"{prefix}machine": self.machine})
+        params = {"shift": self.shift, "method": self.method}
+        arrays = {f"{prefix}edges": self.edges, f"{prefix}human": self.human, f"{prefix}machine": self.machine}
+        if self.offsets is not None:
+            params["anchored_error"] = list(self.anchored_error or (0.0, 0.0))
+            arrays[f"{prefix}offsets"] = self.offsets
+        return params, arrays
 
     @classmethod
     def from_state(cls, params, arrays, prefix):
         return cls(arrays[f"{prefix}edges"], arrays[f"{prefix}human"], arrays[f"{prefix}machine"],
-                   params.get("shift", 0.0), params.get("method", "mixture-mle"))
+                   params.get("shift", 0.0), params.get("method", "mixture-mle"),
+                   arrays.get(f"{prefix}offsets"), params.get("anchored_error"))
 
 
 def source_balanced_weights(y, sources):
@@ -115,18 +224,22 @@ def source_balanced_weights(y, sources):
 
 
 def mix_counts(ref, scores, y, share, n, rng):
-    """Bin counts of a crawl of `n` documents drawn from labelled scores at a machine `share`."""
+    """Bin counts of a crawl of `n` documents drawn from labelled scores at a machine `share`
+    (in the reference's bins, or the probit bins when `ref` is None)."""
     human, machine = np.flatnonzero(y == 0), np.flatnonzero(y == 1)
     k = int(round(share * n))
     pick = np.concatenate([rng.choice(machine, k), rng.choice(human, n - k)])
-    return ref.counts(scores[pick])
+    return probit_counts(scores[pick]) if ref is None else ref.counts(scores[pick])
 
 
-def held_out_errors(scores, y, sources, shares=(0.0, 0.05, 0.2, 0.5), n=1000, draws=5, n_bins=32, seed=0):
+def held_out_errors(scores, y, sources, shares=(0.0, 0.05, 0.2, 0.5), n=1000, draws=5, n_bins=32, seed=0,
+                    anchor=0):
     """Estimate errors on crawls mixed from each source, with references built without it.
 
-    Returns (rms error, rows of {source, share, estimate, low, high}); the rms is the `shift`
-    stored with the references."""
+    With `anchor`, each crawl also has that many other human texts of its source as its
+    pre-cut-off anchor and is fitted with `anchored_estimate` (sources with fewer than twice
+    that many human texts are left out). Returns (rms error, rows of {source, share, estimate,
+    low, high}); the rms is the `shift` stored with the references."""
     s = np.asarray(scores, dtype=np.float64)
     y = np.asarray(y, dtype=int)
     sources = np.asarray(sources).astype(str)
@@ -136,12 +249,22 @@ def held_out_errors(scores, y, sources, shares=(0.0, 0.05, 0.2, 0.5), n=1000, dr
         inside, outside = ok & (sources == src), ok & (sources != src)
         if min((y[inside] == 0).sum(), (y[inside] == 1).sum(), (y[outside] == 0).sum(), (y[outside] == 1).sum()) < 10:
             continue
+        if anchor and (y[inside] == 0).sum() < 2 * anchor:
+            continue
         ref = ShareReference.from_scores(s[outside], y[outside],
                                          source_balanced_weights(y[outside], sources[outside]), n_bins)
+        ref.offsets = source_offsets(s[outside], y[outside], sources[outside])
         rng = np.random.default_rng(seed)
+        ins_s, ins_y = s[inside], y[inside]
         for share in shares:
             for _ in range(draws):
-                est = ref.estimate(mix_counts(ref, s[inside], y[inside], share, n, rng))
+                if anchor:
+                    humans = rng.permutation(np.flatnonzero(ins_y == 0))
+                    crawl = np.r_[humans[anchor:], np.flatnonzero(ins_y == 1)]
+                    est = ref.anchored_estimate(mix_counts(None, ins_s[crawl], ins_y[crawl], share, n, rng),
+                                                probit_counts(ins_s[humans[:anchor]]))
+                else:
+                    est = ref.estimate(mix_counts(ref, ins_s, ins_y, share, n, rng))
                 errors.append(est["value"] - share)
                 rows.append({"source": src, "share": share, "estimate": est["value"],
                              "low": est["sampling_low"], "high": est["sampling_high"]})
@@ -149,10 +272,23 @@ def held_out_errors(scores, y, sources, shares=(0.0, 0.05, 0.2, 0.5), n=1000, dr
     return rms, rows
 
 
+def anchored_error(rows):
+    """(rms error at a true share of 0, rms relative error at shares above 0) of held-out rows."""
+    rms = lambda v: float(np.sqrt(np.mean(np.square(v)))) if len(v) else 0.0
+    return (rms([r["estimate"] for r in rows if r["share"] == 0]),
+            rms([(r["estimate"] - r["share"]) / r["share"] for r in rows if r["share"] > 0]))
+
+
 def build_reference(scores, y, sources, n_bins=32, seed=0):
-    """The shipped reference: all labelled scores, source-balanced, with the held-out rms."""
+    """The shipped reference: all labelled scores, source-balanced, with the held-out errors of
+    both estimates. Returns (reference, {"reference": rows, "anchored": rows})."""
     s = np.asarray(scores, dtype=np.float64)
     ok = np.isfinite(s)
     y, sources = np.asarray(y, dtype=int)[ok], np.asarray(sources).astype(str)[ok]
     shift, rows = held_out_errors(s[ok], y, sources, n_bins=n_bins, seed=seed)
-    return ShareReference.from_scores(s[ok], y, source_balanced_weights(y, sources), n_bins, shift), rows
+    _, anchored_rows = held_out_errors(s[ok], y, sources, n_bins=n_bins, seed=seed, anchor=MIN_ANCHOR)
+    ref = ShareReference.from_scores(s[ok], y, source_balanced_weights(y, sources), n_bins, shift)
+    if anchored_rows:  # no held-out measurement, no anchored fit
+        ref.offsets = source_offsets(s[ok], y, sources)
+        ref.anchored_error = anchored_error(anchored_rows)
+    return ref, {"reference": rows, "anchored": anchored_rows}

@@ -277,10 +277,15 @@ def run_stats(run, top_n=10, config=None, label="--audit"):
     for key, c in s.known_model_kind.items():
         model, kind = key.split("\t", 1)
         by_model.setdefault(model, {})[kind] = c
+    estimate = (summary.get("synthetic") or {}).get("share_estimate") or {}
     headline = {
         "documents": s.n,
         "dead_letters": summary.get("dead_letters"),
         "documents_scored": s.scored,
+        "share_estimate": estimate.get("value"),
+        "share_estimate_low": estimate.get("low"),
+        "share_estimate_high": estimate.get("high"),
+        "share_estimate_anchor_documents": estimate.get("anchor_documents"),
         "share_synthetic": _ratio(s.ge_05, s.scored),
         "mean_likelihood": _ratio(s.lik_sum, s.scored),
         "share_provenance_synthetic": _ratio(synthetic_label, s.n),

@@ -21,6 +21,9 @@ def fmt(value, kind):
 
 
 HEADLINE = (("documents", "documents", "int"), ("dead_letters", "dead letters", "int"),
+            ("share_estimate", "synthetic share, estimated", "pct"),
+            ("share_estimate_low", "  95 % interval, low", "pct"), ("share_estimate_high", "  95 % interval, high", "pct"),
+            ("share_estimate_anchor_documents", "  documents dated before the cut-off (its human reference)", "int"),
             ("share_synthetic", "share synthetic (likelihood >= 0.5)", "pct"),
             ("mean_likelihood", "mean synthetic_likelihood", "float"),
             ("share_provenance_synthetic", "provenance synthetic", "pct"),
@@ -92,7 +95,8 @@ def render_html(report):
                  f"{_e(cur['schema_version'])} · detector {_e(cur['detector_version'] or 'none')}"
                  + (f" · compared with {len(report['compare'])} earlier run(s)" if report["compare"] else "")
                  + "</p>")
-    cards = [("documents", "documents", "int"), ("share_synthetic", "likelihood \u2265 0.5", "pct"),
+    cards = [("documents", "documents", "int"), ("share_estimate", "synthetic share (estimate)", "pct"),
+             ("share_synthetic", "likelihood \u2265 0.5", "pct"),
              ("near_dup_rate", "near-duplicate rate", "pct"), ("known_match_share", "known-output matches", "pct"),
              ("distinct_2", "distinct-2", "float"), ("tail_mass", "tail mass", "pct")]
     parts.append('<div class="cards">' + "".join(

@@ -1,0 +1,39 @@
+"""The anchored share estimate through the audit: a crawl's own pre-cut-off documents as its
+human reference."""
+import gzip
+import json
+
+import pytest
+
+from conftest import DETECT, read_audit, run_cli, write_jsonl
+
+CHAT = ("gpt-3.5-turbo", "gpt-4")
+
+
+@pytest.fixture(scope="module")
+def dated_crawl(tmp_path_factory):
+    """News articles: 150 dated 2019, 250 undated human and 100 undated chat-model texts."""
+    with gzip.open(DETECT, "rt") as f:
+        rows = [json.loads(line) for line in f]
+    news = [r for r in rows if r["domain"] == "news_xsum"]
+    human = [r for r in news if r["label"] == "human"][:400]
+    machine = [r for r in news if r["label"] == "machine" and r["generator"] in CHAT][:100]
+    assert len(human) == 400 and len(machine) == 100
+    docs = [{"id": r["id"], "text": r["text"], "url": f"https://news.example/{i}",
+             **({"crawl_date": "2019-06-01T00:00:00Z"} if i < 150 else {})}
+            for i, r in enumerate(human + machine)]
+    work = tmp_path_factory.mktemp("anchor")
+    write_jsonl(work / "crawl.jsonl", docs)
+    run_cli("audit", "--input", work / "crawl.jsonl", "--output", work, "--run-id", "r1", "--quiet")
+    return read_audit(work)
+
+
+def test_dated_documents_anchor_the_share_and_the_interval_holds_the_truth(dated_crawl):
+    est = dated_crawl["synthetic"]["share_estimate"]
+    assert est["reference"] == "anchored" and est["anchor_documents"] == 150, est
+    assert est["documents"] == 500 and est["fitted_documents"] == 350
+    truth = 100 / 500
+    assert est["low"] <= truth <= est["high"] and abs(est["value"] - truth) < 0.1, est
+    plain = est["by_stack"]["fast"]["without_anchor"]
+    assert est["low"] <= est["value"] <= est["high"] and est["high"] - est["low"] < plain["high"] - plain["low"], est
+    assert "pre-cut-off documents (150" in est["method"]
