@@ -189,7 +189,7 @@ def seen_summary(counts, seen, settings):
             "cutoff": plan.cutoff.isoformat(), "similarity_threshold": settings.similarity_threshold}
 
 
-def summarise(counts, shards, settings, seconds, index=None):
+def summarise(counts, shards, settings, seconds, index=None, human_reference=None):
     """audit.json: what was read, written, dropped and clustered, and the invariant."""
     dead_by_reason = {k.split(".", 1)[1]: v for k, v in sorted(counts.items())
                       if k.startswith("dead_letter.")}
@@ -249,7 +249,8 @@ def summarise(counts, shards, settings, seconds, index=None):
         "lm_detector": {"mode": settings.lm.mode if model is not None and model.has_lm else "off",
                         "sample_rate": settings.lm.sample_rate if settings.lm.mode == "sample" else None,
                         "tokens": settings.lm.tokens, "documents_scored": counts.get("lm_scored", 0)},
-        "share_estimate": share_estimate(model, counts),
+        "share_estimate": share_estimate(model, counts, human_reference),
+        "score_histograms": score_histograms(model, counts),
         "documents_scored": scored,
         "share_likelihood_ge_0_5": round(counts.get("likelihood_ge_0_5", 0) / scored, 4) if scored else None,
         "mean_likelihood": round(counts.get("likelihood_sum", 0.0) / scored, 4) if scored else None,
@@ -264,34 +265,77 @@ def summarise(counts, shards, settings, seconds, index=None):
     return summary
 
 
-def share_estimate(model, counts):
+def _bins(counts, stack, size):
+    out = np.zeros(size)
+    prefix = f"share_bin.{stack}."
+    for k, v in counts.items():
+        if k.startswith(prefix):
+            out[int(k[len(prefix):])] = v
+    return out
+
+
+def score_histograms(model, counts):
+    """audit.json's probit-bin counts of the combined score per stack, of the documents dated
+    before the cut-off and of the others (known copies left out): what a later audit reads
+    when it names this run as its --human-reference."""
+    from corpus_audit.transforms.detectors.share import Z_EDGES, Z_CENTRES
+
+    if model is None:
+        return None
+    stacks = {}
+    for stack, ref in sorted(model.ensemble.share.items()):
+        if ref.offsets is not None:
+            stacks[stack] = {part: [int(c) for c in _bins(counts, f"{part}.{stack}", len(Z_CENTRES))]
+                             for part in ("anchor", "dated_rest")}
+    return {"detector_version": model.detector_version, "probit_edges": [float(Z_EDGES[0]), float(Z_EDGES[-1])],
+            "bins": len(Z_CENTRES), "stacks": stacks} if stacks else None
+
+
+def load_human_reference(path, model):
+    """{stack: probit-bin counts} of every scored document of an earlier run the user names as
+    human text of this crawl's sites, or None. Raises AuditError (exit 2) before any work when
+    the run is unusable: incomplete, without histograms, or scored by another detector model."""
+    if not path:
+        return None
+    if model is None:
+        raise runs.AuditError("--human-reference needs the detectors (drop --no-detectors)")
+    run = runs.resolve_run(path)
+    hist = (run.summary.get("synthetic") or {}).get("score_histograms")
+    if not hist:
+        raise runs.AuditError(f"--human-reference {run.path}: its audit.json has no score histograms "
+                              f"(audited without detectors or by an older corpus-audit); re-audit it")
+    if hist["detector_version"] != model.detector_version:
+        raise runs.AuditError(f"--human-reference {run.path} was scored by detector {hist['detector_version']}; "
+                              f"this audit uses {model.detector_version}, whose scores are not comparable: re-audit it")
+    return {"run": run.path, **{stack: np.asarray(parts["anchor"], float) + np.asarray(parts["dated_rest"], float)
+                                for stack, parts in hist["stacks"].items()}}
+
+
+def share_estimate(model, counts, human_reference=None):
     """The crawl's synthetic share {value, low, high, method, ...} among its English documents
     (the others have no detector scores and are counted in `not_english`, in neither part of
     the share). Near copies of known outputs count as machine text; the share among the other
     documents is fitted on the histograms of their combined detector score that the write pass
-    counted. With at least MIN_ANCHOR documents dated before the cut-off, those are the crawl's
-    own human reference and the rest is fitted against them (`anchored`, measured to hold far
-    better on unseen domains); else against the development data's references. Of the stacks
-    (fast, and with the LM on the documents it scored) the narrower interval is reported."""
+    counted. With at least MIN_ANCHOR documents dated before the cut-off (plus those of a
+    --human-reference run), those are the human reference of the crawl's own domains and the
+    rest is fitted against them (`anchored`, measured to hold far better on unseen domains);
+    else against the development data's references. Of the stacks (fast, and with the LM on
+    the documents it scored) the narrower interval is reported."""
     from corpus_audit.transforms.detectors.share import Z_CENTRES
 
     if model is None or not model.ensemble.share:
         return None
-
-    def bins(stack, size):
-        out = np.zeros(size)
-        prefix = f"share_bin.{stack}."
-        for k, v in counts.items():
-            if k.startswith(prefix):
-                out[int(k[len(prefix):])] = v
-        return out
+    bins = lambda stack, size: _bins(counts, stack, size)
+    extra = human_reference or {}
 
     known = bins("known", 1)[0]
     rest = bins("fast", len(model.ensemble.share["fast"].edges) + 1).sum() if "fast" in model.ensemble.share else 0
     total = known + rest
+    dated_total = bins("anchor.fast", len(Z_CENTRES)).sum()  # every stack's dated documents are human
     estimates = {}
     for stack, ref in sorted(model.ensemble.share.items()):
-        anchor = bins(f"anchor.{stack}", len(Z_CENTRES))
+        dated = bins(f"anchor.{stack}", len(Z_CENTRES))
+        anchor = dated + extra.get(stack, 0)
         fits = {"anchored": ref.anchored_estimate(bins(f"dated_rest.{stack}", len(Z_CENTRES)), anchor),
                 "development data": ref.estimate(bins(stack, len(ref.edges) + 1))}
         by_reference = {}
@@ -299,12 +343,14 @@ def share_estimate(model, counts):
             if est is None or total == 0:
                 continue
             # documents outside the fit: known copies (machine) and, when anchored, the anchor (human)
-            fitted = rest - (anchor.sum() if name == "anchored" else 0)
+            fitted = rest - (dated_total if name == "anchored" else 0)
             scaled = {k: round((known + est[k] * fitted) / total, 4)
                       for k in ("value", "low", "high", "sampling_low", "sampling_high")}
             by_reference[name] = {
                 **est, **scaled, "documents": int(total), "fitted_documents": est["documents"],
                 "known_output_copies": int(known), "anchor_documents": int(anchor.sum()) if name == "anchored" else 0,
+                **({"human_reference_run": extra["run"], "human_reference_documents": int(extra[stack].sum())}
+                   if name == "anchored" and stack in extra else {}),
                 "not_english": int(bins("not_english", 1)[0]),
                 "stack": "fast detectors" if stack == "fast" else "with the LM", "reference": name}
         if by_reference:
@@ -408,7 +454,8 @@ def run_audit(settings, beam_args):
     output_dir = runs.join(settings.output.rstrip("/"), runs.check_run_id(settings.run_id))
     options = PipelineOptions(beam_args)
     runner = make_runner(options)  # an endpoint that does not answer fails before the run dir is touched
-    load_detector_model(settings.detectors)  # so does a model that cannot be read
+    model = load_detector_model(settings.detectors)  # so does a model that cannot be read
+    human_reference = load_human_reference(settings.human_reference, model)  # or an unusable reference run
     seen = open_seen_index(settings)  # and a seen index that cannot be used
     prepare_run_dir(output_dir, settings.overwrite, settings.progress)
     # A fixed name: the leftovers of a killed run are found and removed by the next attempt.
@@ -430,7 +477,7 @@ def run_audit(settings, beam_args):
                 raise
         shuffles = shuffle_check.check(p.result)
         counts = json.loads(_read_text(counts_path))
-        summary = summarise(counts, shards, settings, time.monotonic() - start, index)
+        summary = summarise(counts, shards, settings, time.monotonic() - start, index, human_reference)
         summary["seen"] = seen_summary(counts, seen, settings)
         summary["shuffles"] = shuffles
         summary["run_id"] = settings.run_id

@@ -62,6 +62,7 @@ class AuditSettings:
     lm: LMOptions = field(default_factory=LMOptions)
     prior: float = DEFAULT_PRIOR
     seen_index: str = None
+    human_reference: str = None
     seen_cutoff: datetime.date = datetime.date(2022, 11, 30)
     run_date: str = None
 
@@ -136,6 +137,11 @@ def _add_audit_args(ap):
                      help="CPU threads per worker for the LM (default: the worker's cores)")
     det.add_argument("--lm-gpu-layers", type=int, default=0,
                      help="layers to offload to a GPU (llama.cpp built with CUDA; -1 = all)")
+    det.add_argument("--human-reference",
+                     help="an earlier audit run (or a root of runs: its newest) of text known to be human from "
+                          "the same sites, such as a crawl from before 2023, audited with the same detector "
+                          "model: its documents join this crawl's dated ones as the share estimate's human "
+                          "reference")
     det.add_argument("--allow-domains", help="file of domains (one per line) whose pages are human-written")
     det.add_argument("--deny-domains", help="file of domains (one per line) known to publish generated text")
     g = _add_hash_args(ap)
@@ -181,6 +187,7 @@ def _settings(args, inputs, output):
                      threads=getattr(args, "lm_threads", None), gpu_layers=getattr(args, "lm_gpu_layers", 0)),
         prior=_rate(getattr(args, "prior", DEFAULT_PRIOR), "--prior", open_interval=True),
         seen_index=getattr(args, "seen_index", None),
+        human_reference=getattr(args, "human_reference", None),
         seen_cutoff=_date(getattr(args, "seen_cutoff", "2022-11-30"), "--seen-cutoff"),
         run_date=_date(getattr(args, "run_date", None), "--run-date") and args.run_date,
     )
@@ -227,7 +234,9 @@ def print_summary(summary, out=sys.stdout):
         if est:
             print(f"synthetic share   {est['value']:.1%} estimated, 95 % interval {est['low']:.1%}-{est['high']:.1%} "
                   f"of the English documents ({est['stack']}, "
-                  + (f"against its {est['anchor_documents']:,} documents dated before the cut-off, "
+                  + (f"against {est['anchor_documents']:,} human reference documents"
+                     + (f" ({est['human_reference_documents']:,} from {est['human_reference_run']})"
+                        if est.get("human_reference_run") else " dated before the cut-off") + ", "
                      if est.get("anchor_documents") else "against the development data's references, ")
                   + f"{est['known_output_copies']} known copies; "
                   f"{est.get('not_english', 0):,} in other languages not counted; prior {synthetic['prior']})", file=out)
@@ -340,7 +349,8 @@ def _index_command(args, beam_args):
 # Options that name files. Local paths become absolute in the driver: the workers of a
 # portable runner (or a worker pool) need not share the driver's working directory.
 PATH_OPTIONS = ("input", "output", "index", "audit", "against", "benchmark", "json", "html", "compare", "root",
-                "known_outputs", "update_index", "seen_index", "model", "allow_domains", "deny_domains")
+                "known_outputs", "update_index", "seen_index", "model", "allow_domains", "deny_domains",
+                "human_reference")
 
 
 def _absolute(value):

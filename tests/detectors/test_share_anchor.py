@@ -37,3 +37,30 @@ def test_dated_documents_anchor_the_share_and_the_interval_holds_the_truth(dated
     plain = est["by_stack"]["fast"]["without_anchor"]
     assert est["low"] <= est["value"] <= est["high"] and est["high"] - est["low"] < plain["high"] - plain["low"], est
     assert "pre-cut-off documents (150" in est["method"]
+
+
+def test_an_earlier_run_of_human_text_is_the_reference_of_an_undated_crawl(tmp_path):
+    with gzip.open(DETECT, "rt") as f:
+        rows = [json.loads(line) for line in f]
+    news = [r for r in rows if r["domain"] == "news_xsum"]
+    human = [r for r in news if r["label"] == "human"][:450]
+    machine = [r for r in news if r["label"] == "machine" and r["generator"] in CHAT][:50]
+    doc = lambda i, r: {"id": r["id"], "text": r["text"], "url": f"https://news.example/{i}"}
+    write_jsonl(tmp_path / "old.jsonl", [doc(i, r) for i, r in enumerate(human[:200])])
+    write_jsonl(tmp_path / "new.jsonl", [doc(i, r) for i, r in enumerate(human[200:] + machine)])
+    run_cli("audit", "--input", tmp_path / "old.jsonl", "--output", tmp_path / "runs", "--run-id", "old", "--quiet")
+    run_cli("audit", "--input", tmp_path / "new.jsonl", "--output", tmp_path / "runs", "--run-id", "new", "--quiet",
+            "--human-reference", tmp_path / "runs" / "old")
+    est = read_audit(tmp_path / "runs" / "new")["synthetic"]["share_estimate"]
+    assert est["reference"] == "anchored" and est["human_reference_documents"] == 200 == est["anchor_documents"]
+    assert est["human_reference_run"].endswith("old") and est["fitted_documents"] == 300
+    assert est["low"] <= 50 / 300 <= est["high"], est
+
+    # unusable references fail before any work, in one line
+    run_cli("audit", "--input", tmp_path / "old.jsonl", "--output", tmp_path / "runs", "--run-id", "plain",
+            "--quiet", "--no-detectors")
+    for ref, says in ((tmp_path / "runs" / "plain", "no score histograms"), (tmp_path / "nowhere", "nowhere")):
+        proc = run_cli("audit", "--input", tmp_path / "new.jsonl", "--output", tmp_path / "runs", "--run-id", "bad",
+                       "--quiet", "--human-reference", ref, check=False)
+        assert proc.returncode == 2 and says in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert not (tmp_path / "runs" / "bad").exists()
