@@ -20,6 +20,7 @@ from corpus_audit.transforms.audit.progress import RunProgress
 from corpus_audit.transforms.audit.write_documents import SEEN_PARTS, WriteDocuments, write_dead_letters
 from corpus_audit.transforms.dedup.clustering import NearDuplicateClusters
 from corpus_audit.transforms.dedup.sketches import SketchFiles
+from corpus_audit.transforms.detectors import lm_pass
 from corpus_audit.transforms.detectors.scoring import load_detector_model, read_domain_list
 from corpus_audit.transforms.known import index as known_index
 from corpus_audit.transforms.known import matches as known_outputs
@@ -64,6 +65,13 @@ def existing_outputs(output_dir):
     for name in OUTPUT_DIRS:
         found += runs.dir_entries(FileSystems.join(output_dir, name))
     return found
+
+
+def lm_tier_on(settings):
+    """Whether the audit runs the LM pass: an LM mode, and a model with the LM family."""
+    if settings.lm.mode == "off" or not settings.detectors:
+        return False
+    return load_detector_model(settings.detectors).has_lm
 
 
 def build_pipeline(p, shards, output_dir, staging_dir, settings, index=None, progress_tally=None, seen=None):
@@ -139,6 +147,17 @@ def build_pipeline(p, shards, output_dir, staging_dir, settings, index=None, pro
                  | "KnownOutputMatches" >> known_outputs.KnownOutputMatches(
                      settings.partitions, settings.similarity_threshold, settings.containment_threshold))
         annotations = (annotations, known) | "AllAnnotations" >> beam.Flatten()
+    if lm_tier_on(settings):
+        lm = ({"staged": stage[shard_pass.STAGED], "annotations": annotations}
+              | "JoinAnnotationsForLM" >> shuffle_check.CountedCoGroupByKey()
+              | "ScoreRepresentatives" >> beam.ParDo(lm_pass.ScoreRepresentatives(
+                  settings.lm, settings.detectors, bool(index))).with_outputs(
+                      lm_pass.SHARED, lm_pass.MEMBERS, "counts", main="own"))
+        given = ({lm_pass.SHARED: lm[lm_pass.SHARED], lm_pass.MEMBERS: lm[lm_pass.MEMBERS]}
+                 | "LMToClusterMembers" >> shuffle_check.CountedCoGroupByKey()
+                 | "GiveToMembers" >> beam.FlatMap(lm_pass.give_to_members))
+        annotations = (annotations, lm.own, given) | "WithLMAnnotations" >> beam.Flatten()
+        extra_counts.append(lm["counts"])
 
     written = ({"staged": stage[shard_pass.STAGED], "annotations": annotations}
                | "JoinAnnotationsByShard" >> shuffle_check.CountedCoGroupByKey()
@@ -248,7 +267,8 @@ def summarise(counts, shards, settings, seconds, index=None, human_reference=Non
         "prior": settings.prior,
         "lm_detector": {"mode": settings.lm.mode if model is not None and model.has_lm else "off",
                         "sample_rate": settings.lm.sample_rate if settings.lm.mode == "sample" else None,
-                        "tokens": settings.lm.tokens, "documents_scored": counts.get("lm_scored", 0)},
+                        "tokens": settings.lm.tokens, "documents_scored": counts.get("lm_scored", 0),
+                        "documents_given_representative": counts.get("lm_given_to_members", 0)},
         "share_estimate": share_estimate(model, counts, human_reference),
         "score_histograms": score_histograms(model, counts),
         "documents_scored": scored,

@@ -26,6 +26,28 @@ def test_sample_is_a_fixed_share_of_doc_id_hashes_and_skips_duplicates():
         lm_selection(ids, rep, "some", 0.1)
 
 
+def test_members_take_their_representatives_statistics_once_per_shard():
+    from corpus_audit.transforms.detectors.lm_pass import (ANNOTATION_LM, MEMBERS, SHARED, give_to_members,
+                                                           lm_from_annotations, lm_targets)
+
+    cols = {"doc_id": np.array(["a", "b", "c", "d", "e"], dtype=object),
+            "is_representative": np.array([True, False, True, False, False]),
+            "cluster_size": np.array([3, 3, 1, 3, 2]),
+            "known_similarity": np.array([0.0, 0.0, 0.0, 0.0, 0.95])}
+    english = np.array([True, True, True, False, True])
+    scored, members = lm_targets(cols, english, "all", 0.0)
+    assert scored.tolist() == [True, False, True, False, False]
+    assert members.tolist() == [False, True, False, False, False]  # d is not English, e copies a known output
+    assert not lm_targets(cols, english, "off", 1.0)[1].any()
+    stats = np.arange(len(LM_FEATURES), dtype=float)
+    out = list(give_to_members(("a", {SHARED: [stats], MEMBERS: [(3, 7), (1, 4), (3, 2)]})))
+    assert [shard for shard, _ in out] == [1, 3] and out[1][1][1].tolist() == [2, 7]
+    assert list(give_to_members(("x", {SHARED: [], MEMBERS: [(0, 1)]}))) == []  # representative unscored
+    lm = lm_from_annotations(9, [out[1][1], ("cluster", None)])
+    assert lm[LM_FEATURES[1]][[2, 7]].tolist() == [1.0, 1.0] and np.isnan(lm[LM_FEATURES[1]][0])
+    assert out[0][1][0] == ANNOTATION_LM
+
+
 def test_shipped_model_has_the_lm_family_and_share_references():
     model = load_default_model()
     assert model.has_lm and "lm" in model.ensemble.detector_names
@@ -45,19 +67,25 @@ def lm_runs(tmp_path_factory, real_texts):
     return work
 
 
-def test_all_mode_scores_every_representative_and_moves_the_likelihood(lm_runs):
+def test_all_mode_scores_every_representative_gives_it_to_members_and_moves_the_likelihood(lm_runs):
     off = {r["doc_id"]: r for r in read_documents(lm_runs / "off").to_pylist()}
     on = {r["doc_id"]: r for r in read_documents(lm_runs / "all").to_pylist()}
     assert set(off) == set(on)
+    reps = {r["cluster_id"]: r for r in on.values() if r["is_representative"]}
+    members = [r for r in on.values() if not r["is_representative"]]
+    assert len(members) == 1
     for doc_id, r in on.items():
-        scored = r["is_representative"]
         for k in LM_FEATURES + ("det_lm",):
-            assert (r[k] is not None and np.isfinite(r[k])) == scored, (doc_id, k)
+            assert r[k] is not None and np.isfinite(r[k]), (doc_id, k)
             assert off[doc_id][k] is None
+    for r in members:  # the copy reads as its representative does: scored once, the same likelihood
+        rep = reps[r["cluster_id"]]
+        assert all(r[k] == rep[k] for k in LM_FEATURES + ("det_lm", "synthetic_likelihood"))
     moved = [d for d in on if on[d]["is_representative"] and on[d]["synthetic_likelihood"] != off[d]["synthetic_likelihood"]]
     assert len(moved) >= 10
     audit = read_audit(lm_runs / "all")["synthetic"]
     assert audit["lm_detector"]["mode"] == "all" and audit["lm_detector"]["documents_scored"] == 12
+    assert audit["lm_detector"]["documents_given_representative"] == 1
     est = audit["share_estimate"]
     assert {"fast", "full"} == set(est["by_stack"]) and est["low"] <= est["value"] <= est["high"]
     assert est["reference"] == "development data" and est["anchor_documents"] == 0  # no dates in this crawl

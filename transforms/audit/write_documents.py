@@ -19,11 +19,10 @@ from corpus_audit.schemas import DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA
 from corpus_audit.schemas.documents import SEEN_COLUMNS
 from corpus_audit.transforms.audit.shard_pass import PARQUET_COMPRESSION, signatures_path
 from corpus_audit.transforms.dedup.clustering import ANNOTATION_CLUSTER, ANNOTATION_EXACT, ANNOTATION_RENAME
-from corpus_audit.transforms.detectors.ensemble import NEAR_COPY_SIMILARITY
-from corpus_audit.transforms.detectors.lm_stage import lm_columns, lm_selection
+from corpus_audit.transforms.detectors.model_io import LM_FEATURES
+from corpus_audit.transforms.detectors.lm_pass import lm_from_annotations
 from corpus_audit.transforms.detectors.scoring import ensemble_columns, load_detector_model
 from corpus_audit.transforms.known.matches import ANNOTATION_KNOWN
-from corpus_audit.transforms.language import ENGLISH
 from corpus_audit.transforms.seen import core as seen_core
 from corpus_audit.transforms.seen.index import part_schema as seen_part_schema
 
@@ -100,12 +99,8 @@ class WriteDocuments(beam.DoFn):
 
     def setup(self):
         self.model = load_detector_model(self.detectors)
-        self.scorer = None
-        if self.model is not None and self.model.has_lm and self.lm is not None and self.lm.mode != "off":
-            from corpus_audit.transforms.detectors.lm import LMScorer
-
-            self.scorer = LMScorer(n_tokens=self.lm.tokens, n_threads=self.lm.threads,
-                                   n_gpu_layers=self.lm.gpu_layers)
+        # the LM pass (lm_pass.py) scored the documents; its statistics arrive as annotations
+        self.lm_on = self.model is not None and self.model.has_lm and self.lm is not None and self.lm.mode != "off"
 
     def process(self, element):
         started = time.perf_counter()
@@ -124,6 +119,10 @@ class WriteDocuments(beam.DoFn):
         _count_values(counts, "known_kind.", cols["known_match_kind"][matched])
         folded = seen_core.fold_annotations(len(doc_ids), annotations) if self.seen else None
         piece = _SeenPiece(self.seen, self.staging_dir, shard_index) if self.seen else None
+        lm_stats = lm_from_annotations(len(doc_ids), annotations) if self.lm_on else None
+        if lm_stats is not None:
+            given = np.isfinite(lm_stats[LM_FEATURES[0]]) & ~cols["is_representative"]
+            _bump(counts, "lm_given_to_members", int(given.sum()))
 
         def write(sink):
             with pq.ParquetWriter(sink, DOCUMENT_SCHEMA, compression=PARQUET_COMPRESSION) as writer:
@@ -131,7 +130,7 @@ class WriteDocuments(beam.DoFn):
                 for batch in pf.iter_batches(batch_size=10_000):
                     stop = start + batch.num_rows
                     arrays = {name: batch.column(name) for name in batch.schema.names}
-                    lm = self._lm_columns(batch, cols, start, stop, counts)
+                    lm = None if lm_stats is None else self._lm_columns(lm_stats, start, stop)
                     seen_cols, signals = self._seen_columns(batch, folded, start, stop, counts)
                     scored, bins = ensemble_columns(self.model, batch, cols, start, stop,
                                                     self.allow_domains, self.deny_domains, lm, self.prior,
@@ -180,21 +179,10 @@ class WriteDocuments(beam.DoFn):
         _bump(counts, "seen.url_changed", int((rows[2] & rows[3]).sum()))
         return cols, seen_core.provenance_signals(cols, rows, self.seen.cutoff)
 
-    def _lm_columns(self, batch, cols, start, stop, counts):
-        """LM statistics and det_lm of the batch's selected documents (None without the LM tier)."""
-        if self.scorer is None:
-            return None
-        t0 = time.perf_counter()
-        # near copies of known outputs are machine text already: the LM would not change them;
-        # like the other detectors, it reads English documents only
-        english = np.array([code == ENGLISH for code in batch.column("language").to_pylist()], dtype=bool)
-        selected = lm_selection(cols["doc_id"][start:stop], cols["is_representative"][start:stop],
-                                self.lm.mode, self.lm.sample_rate) & english & ~(
-            np.nan_to_num(cols["known_similarity"][start:stop]) >= NEAR_COPY_SIMILARITY)
-        texts = batch.column("text").take(pa.array(np.flatnonzero(selected))).to_pylist()
-        out = lm_columns(self.scorer, self.model, selected, texts)
-        _bump(counts, "lm_scored", int(selected.sum()))
-        counts["stage_seconds.lm_detector"] = counts.get("stage_seconds.lm_detector", 0.0) + time.perf_counter() - t0
+    def _lm_columns(self, lm_stats, start, stop):
+        """LM statistics and det_lm of rows start:stop."""
+        out = {k: v[start:stop] for k, v in lm_stats.items()}
+        out["det_lm"] = self.model.score_lm(out)
         return out
 
 

@@ -4,9 +4,9 @@ The LM costs hundreds of times what the fast stack does per document on a CPU, s
 chooses: every document (`all`, for GPU workers or small crawls), a sample (`sample`), or none
 (`off`). The sample is a fixed share of doc_id hashes, so reruns, worker counts and runners
 score the same documents, and it is uniform over the crawl, so the sample's share estimate is
-an unbiased view of the whole. Only a cluster's representative is scored (near-duplicates
-would cost the LM again for the same text), and the write pass skips near copies of known
-outputs, which are machine text already.
+an unbiased view of the whole. Only a cluster's representative is scored, and its members
+take its statistics (lm_pass.py); near copies of known outputs are skipped, being machine
+text already.
 """
 from __future__ import annotations
 
