@@ -11,6 +11,7 @@ COLUMNS = [
     ("documents", "documents", "{:,}"),
     ("share_estimate", "synthetic share", "{:.1%}"),
     ("share_interval", "95 % interval", "{}"),
+    ("share_reference", "fitted against", "{}"),
     ("synthetic_share", "p >= 0.5", "{:.1%}"),
     ("mean_likelihood", "mean p", "{:.3f}"),
     ("duplicate_rate", "duplicates", "{:.1%}"),
@@ -32,6 +33,14 @@ def add_arguments(p):
                    help="skip distinct-2 and tail mass (they read a fixed-size sample of each run's text)")
 
 
+def _reference(est):
+    """What the share was fitted against: the crawl's own dated documents (a changing anchor
+    makes two runs' shares less comparable) or the development data."""
+    if not est:
+        return None
+    return f"anchored on {est['anchor_documents']:,}" if est.get("anchor_documents") else "development data"
+
+
 def headline(run, diversity=True):
     """The numbers a scheduled audit is watched by, from a committed run."""
     s = run.summary
@@ -44,6 +53,7 @@ def headline(run, diversity=True):
         "documents": docs,
         "share_estimate": (synthetic.get("share_estimate") or {}).get("value"),
         "share_interval": _interval(synthetic.get("share_estimate")),
+        "share_reference": _reference(synthetic.get("share_estimate")),
         "synthetic_share": synthetic.get("share_likelihood_ge_0_5"),
         "mean_likelihood": synthetic.get("mean_likelihood"),
         "duplicate_rate": round(s.get("duplicates", 0) / docs, 6) if docs else None,

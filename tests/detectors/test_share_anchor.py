@@ -55,6 +55,10 @@ def test_an_earlier_run_of_human_text_is_the_reference_of_an_undated_crawl(tmp_p
     assert est["reference"] == "anchored" and est["human_reference_documents"] == 200 == est["anchor_documents"]
     assert est["human_reference_run"].endswith("old") and est["fitted_documents"] == 300
     assert est["low"] <= 50 / 300 <= est["high"], est
+    run_cli("history", "--root", tmp_path / "runs", "--no-diversity", "--json", tmp_path / "h.json")
+    history = {r["run_id"]: r for r in json.loads((tmp_path / "h.json").read_text())["runs"]}
+    assert history["new"]["share_reference"] == "anchored on 200" and history["new"]["share_estimate"] == est["value"]
+    assert history["old"]["share_reference"] == "development data"
 
     # unusable references fail before any work, in one line
     run_cli("audit", "--input", tmp_path / "old.jsonl", "--output", tmp_path / "runs", "--run-id", "plain",
