@@ -53,11 +53,18 @@ class NgramFilter:
         return cls(_set_bits(num_bits, _positions(hashes, num_bits).ravel()))
 
     def may_contain(self, hashes):
-        if len(hashes) == 0:
-            return np.zeros(0, dtype=bool)
-        pos = _positions(hashes, len(self.words) * 64)
-        bits = (self.words[(pos >> np.uint64(6)).astype(np.int64)] >> (pos & np.uint64(63))) & np.uint64(1)
-        return bits.all(axis=1)
+        """Probe by probe, each on the hashes whose earlier probes all hit: most absent hashes
+        are out after one or two of the PROBES lookups."""
+        h = np.asarray(hashes, dtype=np.uint64)
+        out = np.zeros(len(h), dtype=bool)
+        mask = np.uint64(len(self.words) * 64 - 1)
+        alive, h1, h2 = np.arange(len(h)), h & np.uint64(0xFFFFFFFF), (h >> np.uint64(32)) | np.uint64(1)
+        for i in range(PROBES):
+            pos = (h1 + np.uint64(i) * h2) & mask
+            hit = ((self.words[(pos >> np.uint64(6)).astype(np.int64)] >> (pos & np.uint64(63))) & np.uint64(1)) != 0
+            alive, h1, h2 = alive[hit], h1[hit], h2[hit]
+        out[alive] = True
+        return out
 
 
 def sorted_unique(values):
