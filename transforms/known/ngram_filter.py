@@ -13,29 +13,26 @@ import numpy as np
 
 BITS_PER_ITEM = 10
 PROBES = 4
-
-
-def _positions(hashes, num_bits):
-    h = np.asarray(hashes, dtype=np.uint64)
-    h1 = h & np.uint64(0xFFFFFFFF)
-    h2 = (h >> np.uint64(32)) | np.uint64(1)
-    i = np.arange(PROBES, dtype=np.uint64)
-    return (h1[:, None] + i[None, :] * h2[:, None]) & np.uint64(num_bits - 1)
-
-
 _WINDOW_BITS = 1 << 27
 
 
-def _set_bits(num_bits, positions):
-    """The bit array with `positions` set: a byte per bit, packed, one window of at most
-    _WINDOW_BITS bits (128 MB) at a time; np.bitwise_or.at costs ~80 ns a position."""
+def _set_bits(num_bits, hashes):
+    """The bit array with the hashes' probe positions set: a byte per bit, packed, one window
+    of at most _WINDOW_BITS bits (128 MB) and one probe at a time, so the temporaries stay a
+    few bytes per hash (np.bitwise_or.at costs ~80 ns a position)."""
+    h = np.asarray(hashes, dtype=np.uint64)
+    h1, h2 = h & np.uint64(0xFFFFFFFF), (h >> np.uint64(32)) | np.uint64(1)
+    mask = np.uint64(num_bits - 1)
     words = np.empty(num_bits // 64, dtype=np.uint64)
     window = min(num_bits, _WINDOW_BITS)
     flags = np.empty(window, dtype=np.uint8)
     for start in range(0, num_bits, window):
-        inside = positions if window == num_bits else positions[(positions >> np.uint64(27)) == start // window]
         flags[:] = 0
-        flags[(inside - np.uint64(start)).astype(np.int64)] = 1
+        for i in range(PROBES):
+            pos = (h1 + np.uint64(i) * h2) & mask
+            if window < num_bits:
+                pos = pos[(pos >> np.uint64(window.bit_length() - 1)) == start // window] - np.uint64(start)
+            flags[pos.astype(np.int64)] = 1
         words[start // 64:(start + window) // 64] = np.packbits(flags, bitorder="little").view("<u8")
     return words
 
@@ -50,7 +47,7 @@ class NgramFilter:
     def build(cls, hashes):
         n = max(len(hashes), 1)
         num_bits = 1 << max(int(np.ceil(np.log2(n * BITS_PER_ITEM))), 6)
-        return cls(_set_bits(num_bits, _positions(hashes, num_bits).ravel()))
+        return cls(_set_bits(num_bits, hashes))
 
     def may_contain(self, hashes):
         """Probe by probe, each on the hashes whose earlier probes all hit: most absent hashes
