@@ -434,10 +434,10 @@ def open_seen_index(settings):
     location = settings.seen_index.rstrip("/")
     manifest = seen_index.open_index(location, seen_index.index_params(settings.minhash))
     parts = seen_index.parts_before_run(manifest, settings.run_id)
-    seen_index.check_parts(location, parts, settings.minhash.num_perm)
+    seen_index.check_parts(location, parts, settings.minhash.num_perm, settings.minhash.num_bands)
     plan = seen_core.SeenPlan(location, settings.run_id, run_date_of(settings),
                               seen_index.runs_of({"parts": parts}, settings.run_id), uuid.uuid4().hex[:8],
-                              settings.seen_cutoff, settings.minhash.num_perm)
+                              settings.seen_cutoff, settings.minhash)
     return parts, plan
 
 

@@ -101,6 +101,29 @@ def test_ngram_filter_has_no_false_negatives_and_few_false_positives():
     assert not NgramFilter.build(np.empty(0, dtype=np.uint64)).may_contain(others).any()
 
 
+def test_ngram_filter_combiner_builds_the_filter_of_the_distinct_hashes(monkeypatch):
+    import numpy as np
+
+    from corpus_audit.transforms.known import ngram_filter
+    from corpus_audit.transforms.known.ngram_filter import BuildNgramFilter, NgramFilter, sorted_unique
+
+    rng = np.random.default_rng(4)
+    hashes = rng.integers(0, 2**64, size=300_000, dtype=np.uint64)
+    hashes = np.concatenate([hashes, hashes[::7]])  # duplicates, within and across accumulators
+    fn = BuildNgramFilter()
+    accs = [fn.create_accumulator() for _ in range(3)]
+    for i, chunk in enumerate(np.array_split(hashes, 97)):
+        fn.add_input(accs[i % 3], (i, (chunk, None)))
+    built = fn.extract_output(fn.merge_accumulators(accs))
+    assert np.array_equal(built.words, NgramFilter.build(np.unique(hashes)).words)
+    assert np.array_equal(sorted_unique(hashes), np.unique(hashes))
+    bits = len(built.words) * 64  # the same filter when built a window of its bits at a time
+    monkeypatch.setattr(ngram_filter, "_WINDOW_BITS", bits // 8)
+    assert np.array_equal(NgramFilter.build(sorted_unique(hashes)).words, built.words)
+    empty = fn.extract_output(fn.merge_accumulators([fn.create_accumulator()]))
+    assert np.array_equal(empty.words, NgramFilter.build(np.empty(0, dtype=np.uint64)).words)
+
+
 def test_index_add_keeps_parts_and_info_reports(corpus, tmp_path):
     work, *_ = corpus
     idx = tmp_path / "idx"

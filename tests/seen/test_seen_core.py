@@ -109,3 +109,31 @@ def test_provenance_rows_of_the_seen_index():
     assert decide_provenance([0.5], n_words=[100], seen_before=["exact"], first_seen_date=[new],
                              seen_cutoff=dt.date(2025, 1, 1))[1].tolist() == ["seen_before_cutoff"]
     assert decide_provenance([0.5, 0.9], n_words=[100, 100])[1].tolist() == ["uncertain", "detector_high"]
+
+
+def test_stored_probe_keys_equal_the_recomputed_ones():
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from corpus_audit.transforms.dedup.minhash import MinHashConfig, MinHasher
+
+    hasher = MinHasher(MinHashConfig())
+    rng = np.random.default_rng(5)
+    sigs = rng.integers(0, 2**32, size=(5, 100), dtype=np.uint32)
+    sigs[2] = 0  # too short to shingle: no band keys
+    hashes = [f"{x:032x}" for x in rng.integers(0, 2**63, size=5)]
+    urls = ["https://a.example/1", None, "", "https://b.example/", "https://a.example/1"]
+    table = pa.table({"signature": pa.FixedSizeListArray.from_arrays(pa.array(sigs.ravel()), 100),
+                      "text_hash": hashes, "url": pa.array(urls, pa.string()),
+                      **si.probe_columns(si.probe_keys(hasher, sigs, hashes, urls))})
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    table = pq.read_table(io.BytesIO(buf.getvalue()))
+    bands, hashed, exact, url_keys, has_url = stored = si.read_probe_keys(table, 2, hasher)
+    for a, b in zip(stored, si.read_probe_keys(table, 1, hasher)):
+        assert np.array_equal(a, b)
+    assert hashed.tolist() == [True, True, False, True, True] and has_url.tolist() == [True, False, False, True, True]
+    assert np.array_equal(bands[hashed], hasher.band_keys(sigs[hashed])) and url_keys[0] == url_keys[4]
+    assert table.column("url_key").null_count == 2

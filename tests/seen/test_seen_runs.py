@@ -3,12 +3,16 @@ unchanged pages keep the run that first saw them, changed pages are flagged by U
 are new; re-runs never add a run twice; damaged indexes stop the audit with one line."""
 import glob
 import gzip
+import hashlib
+import io
 import json
 import os
 import shutil
 
 import pyarrow.parquet as pq
 import pytest
+
+from corpus_audit.transforms.seen import index as si
 
 from conftest import WARC_DIR, read_audit, run_cli, write_jsonl
 
@@ -156,6 +160,47 @@ def test_worker_count_does_not_change_the_seen_columns(runs, tmp_path):
         assert (tmp_path / "out" / "r3" / os.path.basename(f)).read_bytes() == open(f, "rb").read()
 
 
+def _as_version_1(src, dst):
+    """A copy of a seen index as corpus-audit wrote it before version 2: parts without the
+    probe-key columns, records without a version, manifest version 1."""
+    shutil.copytree(src, dst)
+    m = manifest(dst)
+    for part in m["parts"]:
+        path = dst / part["file"]
+        table = pq.read_table(path)
+        old = si.part_schema(100, 25, part["run_id"], version=1)
+        buf = io.BytesIO()
+        pq.write_table(table.select(old.names).cast(old), buf, compression="zstd")
+        path.write_bytes(buf.getvalue())
+        part.pop("version")
+        part.update(size=len(buf.getvalue()), sha256=hashlib.sha256(buf.getvalue()).hexdigest())
+    (dst / "seen.json").write_text(json.dumps({**m, "version": 1}))
+
+
+def test_a_version_1_index_reads_as_before_and_grows_in_version_2(runs, tmp_path):
+    idx = tmp_path / "seen"
+    _as_version_1(runs["base"] / "seen-before-r3", idx)
+    run_cli("audit", "--input", runs["base"] / "in" / "r3" / "*.jsonl", "--output", tmp_path / "out", "--run-id", "r3",
+            "--seen-index", idx, "--quiet")
+    r3 = glob.glob(str(runs["out"] / "r3" / "documents-*.parquet"))
+    for f in r3:  # version-1 parts give the same answers as version-2 ones
+        assert (tmp_path / "out" / "r3" / os.path.basename(f)).read_bytes() == open(f, "rb").read()
+    m = manifest(idx)
+    assert m["version"] == si.FORMAT_VERSION == 2
+    assert [(p["run_id"], si.part_version(p)) for p in m["parts"]] == [("r1", 1), ("r2", 1), ("r3", 2)]
+    new_part = pq.ParquetFile(idx / m["parts"][2]["file"])
+    assert new_part.schema_arrow.equals(si.part_schema(100, 25, version=2), check_metadata=False)
+    # The mixed index reads too: a re-crawl of r3 finds every text, first seen where r3 said.
+    run_cli("audit", "--input", runs["base"] / "in" / "r3" / "*.jsonl", "--output", tmp_path / "out", "--run-id", "r4",
+            "--seen-index", idx, "--quiet", "--no-detectors")
+    before, again = documents(runs["out"], "r3"), documents(tmp_path / "out", "r4")
+    assert again.keys() == before.keys()
+    for doc_id, d in again.items():
+        assert (d["seen_before"], d["first_seen_run"], d["first_seen_date"], d["text_changed_since"]) == (
+            "exact", before[doc_id]["first_seen_run"], before[doc_id]["first_seen_date"],
+            False if d["url"] else None), doc_id
+
+
 def _copy_index(runs, tmp_path):
     idx = tmp_path / "seen"
     shutil.copytree(runs["base"] / "seen-before-r3", idx)
@@ -177,8 +222,12 @@ def test_corrupt_or_incompatible_index_stops_before_any_work(runs, tmp_path):
     idx = _copy_index(runs, tmp_path)
     _one_line_error(_audit(runs, tmp_path, idx, "--bands", "20", "--rows", "5"), "other MinHash parameters")
     m = manifest(idx)
-    (idx / "seen.json").write_text(json.dumps({**m, "version": 2}))
-    _one_line_error(_audit(runs, tmp_path, idx), "format version 2")
+    (idx / "seen.json").write_text(json.dumps({**m, "version": 3}))
+    _one_line_error(_audit(runs, tmp_path, idx), "format version 3")
+    (idx / "seen.json").write_text(json.dumps({**m, "parts": [{**m["parts"][0], "version": 3}] + m["parts"][1:]}))
+    _one_line_error(_audit(runs, tmp_path, idx), "format version 3")
+    (idx / "seen.json").write_text(json.dumps({**m, "parts": [{**m["parts"][0], "version": 1}] + m["parts"][1:]}))
+    _one_line_error(_audit(runs, tmp_path, idx), "another schema")
     (idx / "seen.json").write_text("{truncated")
     _one_line_error(_audit(runs, tmp_path, idx), "corrupt")
     (idx / "seen.json").write_text(json.dumps(m))

@@ -24,7 +24,8 @@ from corpus_audit.transforms.detectors.lm_pass import lm_from_annotations
 from corpus_audit.transforms.detectors.scoring import ensemble_columns, load_detector_model
 from corpus_audit.transforms.known.matches import ANNOTATION_KNOWN
 from corpus_audit.transforms.seen import core as seen_core
-from corpus_audit.transforms.seen.index import part_schema as seen_part_schema
+from corpus_audit.transforms.dedup.minhash import MinHasher
+from corpus_audit.transforms.seen import index as seen_index
 
 SEEN_PARTS = "seen_parts"
 SEEN_COLUMN_NAMES = [c[0] for c in SEEN_COLUMNS]
@@ -195,21 +196,26 @@ class _SeenPiece:
         self.shard_index = shard_index
         with FileSystems.open(signatures_path(staging_dir, shard_index)) as f:
             self.signatures = pq.read_table(f).column("signature")
-        self.schema = seen_part_schema(plan.num_perm, plan.run_id)
+        self.schema = seen_index.part_schema(plan.minhash.num_perm, plan.minhash.num_bands, plan.run_id)
+        self.hasher = MinHasher(plan.minhash)
         self.tables = []
 
     def add(self, batch, doc_ids, scored, seen_cols, start, stop):
         likelihood = np.asarray(scored["synthetic_likelihood"], dtype=np.float64)
+        signatures = self.signatures.slice(start, stop - start).combine_chunks()
+        keys = seen_index.probe_keys(self.hasher, signatures.flatten().to_numpy().reshape(len(signatures), -1),
+                                     batch.column("text_hash").to_pylist(), batch.column("url").to_pylist())
         self.tables.append(pa.table({
             "doc_id": pa.array(doc_ids, pa.string()),
             "url": batch.column("url"),
             "text_hash": batch.column("text_hash"),
-            "signature": self.signatures.slice(start, stop - start).combine_chunks(),
+            "signature": signatures,
             "crawl_date": batch.column("crawl_date"),
             "provenance": pa.array(scored["provenance"], pa.string()),
             "synthetic_likelihood": pa.array(likelihood, pa.float32(), mask=np.isnan(likelihood)),
             "first_seen_run": pa.array(seen_cols["first_seen_run"], pa.string()),
             "first_seen_date": pa.array(seen_cols["first_seen_date"], pa.date32()),
+            **seen_index.probe_columns(keys),
         }, schema=self.schema))
 
     def commit(self):
@@ -217,14 +223,15 @@ class _SeenPiece:
         if rows == 0:
             return None
         buf = io.BytesIO()
-        pq.write_table(pa.concat_tables(self.tables), buf, compression=PARQUET_COMPRESSION)
+        pq.write_table(pa.concat_tables(self.tables), buf, compression=PARQUET_COMPRESSION,
+                       row_group_size=seen_index.PART_ROW_GROUP)
         data = buf.getvalue()
         name = self.plan.part_name(self.shard_index)
         with FileSystems.create(FileSystems.join(self.plan.index_dir, name)) as f:
             f.write(data)
         runs = sorted(set().union(*(set(t.column("first_seen_run").to_pylist()) for t in self.tables)))
-        return {"file": name, "entries": rows, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
-                "first_seen_runs": runs}
+        return {"file": name, "version": seen_index.FORMAT_VERSION, "entries": rows, "size": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(), "first_seen_runs": runs}
 
 
 def _bump(counts, key, n=1):

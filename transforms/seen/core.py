@@ -150,7 +150,7 @@ class SeenPlan:
     """What the write pass needs to fill the seen columns and write this run's index part:
     small, pickled with the DoFn."""
 
-    def __init__(self, index_dir, run_id, run_date, runs, attempt, cutoff, num_perm):
+    def __init__(self, index_dir, run_id, run_date, runs, attempt, cutoff, minhash_config):
         self.index_dir = index_dir
         self.run_id = run_id
         self.run_date = run_date  # ISO date: the capture date of documents without crawl_date
@@ -159,7 +159,7 @@ class SeenPlan:
         self.rank = self.runs.index(run_id)
         self.attempt = attempt  # names this attempt's part files; unlisted files are ignored
         self.cutoff = cutoff
-        self.num_perm = num_perm
+        self.minhash = minhash_config  # the part's signatures and probe keys
 
     def part_name(self, shard_index):
         return f"part-{self.run_id}-{self.attempt}-{shard_index:05d}.parquet"

@@ -5,6 +5,11 @@ Layout on any Beam filesystem:
     SEEN/seen.json                        manifest: format, version, MinHash parameters, parts
     SEEN/part-<run>-<attempt>-<n>.parquet one row per document an audit run wrote
 
+Version 2 parts also hold each entry's probe keys (LSH band keys, exact-text key, URL key), so
+a reader probes the crawl's Bloom filter without decoding signatures or hashing strings, in row
+groups of PART_ROW_GROUP rows. Version-1 parts are still read (their keys are recomputed); a
+run adds version-2 parts, and its commit marks the manifest version 2.
+
 `seen.json` is the commit point, as `index.json` is for known outputs: a part it does not list
 does not exist, parts are never rewritten, and a run is listed at most once (its parts record
 its run id). A re-run of a run id with `--overwrite` replaces that run's parts at the run's
@@ -25,8 +30,10 @@ from apache_beam.io.filesystems import FileSystems
 from corpus_audit.transforms.known.index import commit_json
 
 FORMAT = "corpus-audit-seen-pages"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MANIFEST = "seen.json"
+PART_ROW_GROUP = 16_384  # bounds a reader's memory, and the signatures read to verify a few rows
 SEEN_BIT = np.uint64(1 << 62)
 
 
@@ -34,8 +41,8 @@ class SeenIndexError(ValueError):
     """A corrupt, incompatible or damaged seen index: the audit stops with this message."""
 
 
-def part_schema(num_perm, run_id=""):
-    return pa.schema([
+def part_schema(num_perm, num_bands, run_id="", version=FORMAT_VERSION):
+    fields = [
         pa.field("doc_id", pa.string(), nullable=False),
         pa.field("url", pa.string()),
         pa.field("text_hash", pa.string(), nullable=False),
@@ -45,8 +52,70 @@ def part_schema(num_perm, run_id=""):
         pa.field("synthetic_likelihood", pa.float32()),
         pa.field("first_seen_run", pa.string(), nullable=False),
         pa.field("first_seen_date", pa.date32(), nullable=False),
-    ], metadata={"corpus_audit.kind": "seen_pages_part", "corpus_audit.seen_index_version": str(FORMAT_VERSION),
-                 "corpus_audit.run_id": run_id})
+    ]
+    if version >= 2:
+        fields += [
+            pa.field("band_keys", pa.list_(pa.uint64(), num_bands), nullable=False),  # zeros: too short
+            pa.field("exact_key", pa.uint64(), nullable=False),
+            pa.field("url_key", pa.uint64()),  # null: no URL
+        ]
+    return pa.schema(fields, metadata={"corpus_audit.kind": "seen_pages_part",
+                                       "corpus_audit.seen_index_version": str(version),
+                                       "corpus_audit.run_id": run_id})
+
+
+PROBE_COLUMNS = {1: ["signature", "text_hash", "url"], 2: ["band_keys", "exact_key", "url_key"]}
+
+
+def part_version(part):
+    """A part record's format version; records without one were written by version 1."""
+    return part.get("version", 1)
+
+
+def readable(version):
+    return type(version) is int and version in READABLE_VERSIONS
+
+
+def probe_keys(hasher, signatures, text_hashes, urls):
+    """What a part's entries are probed with, from their signatures, text hashes and URLs:
+    (band keys (n, bands), hashed mask, exact keys, URL keys, has-URL mask). All-zero
+    signatures (too short to shingle) have no band keys; their rows are zeros, as stored."""
+    from corpus_audit.transforms.dedup.minhash import exact_keys
+    from corpus_audit.transforms.seen.core import url_keys
+
+    signatures = np.asarray(signatures)
+    hashed = signatures.any(axis=1)
+    bands = np.zeros((len(signatures), hasher.config.num_bands), dtype=np.uint64)
+    if hashed.any():
+        bands[hashed] = hasher.band_keys(signatures[hashed])
+    urls_, has_url = url_keys(urls)
+    return bands, hashed, exact_keys(text_hashes), urls_, has_url
+
+
+def probe_columns(keys):
+    """probe_keys(...) as the version-2 part columns."""
+    bands, _, exact, urls, has_url = keys
+    return {"band_keys": pa.FixedSizeListArray.from_arrays(pa.array(bands.ravel(), pa.uint64()), bands.shape[1]),
+            "exact_key": pa.array(exact, pa.uint64()),
+            "url_key": pa.array(urls, pa.uint64(), mask=~has_url)}
+
+
+def read_probe_keys(table, version, hasher):
+    """probe_keys of a part's rows (a table or record batch): read from version-2 columns,
+    recomputed for version 1."""
+    column = lambda name: _array(table.column(name))  # noqa: E731
+    if version == 1:
+        sigs = column("signature").flatten().to_numpy().reshape(table.num_rows, hasher.config.num_perm)
+        return probe_keys(hasher, sigs, column("text_hash").to_pylist(), column("url").to_pylist())
+    url = column("url_key")
+    keys = column("band_keys").flatten().to_numpy().reshape(table.num_rows, hasher.config.num_bands)
+    # 25 zero keys are a too-short text's; a hashed text has them with probability 2^-1600
+    return (keys, keys.any(axis=1), column("exact_key").to_numpy(),
+            np.asarray(url.fill_null(0).to_numpy(), dtype=np.uint64), url.is_valid().to_numpy(zero_copy_only=False))
+
+
+def _array(column):
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
 
 
 def index_params(minhash_config):
@@ -89,9 +158,9 @@ def open_index(index_dir, params):
         raise SeenIndexError(f"seen index {path} is corrupt: {exc}") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise SeenIndexError(f"{path} is not a corpus-audit seen-pages manifest")
-    if manifest.get("version") != FORMAT_VERSION:
+    if not readable(manifest.get("version")):
         raise SeenIndexError(f"seen index {path} has format version {manifest.get('version')}; this corpus-audit "
-                             f"reads version {FORMAT_VERSION}")
+                             f"reads versions {', '.join(map(str, READABLE_VERSIONS))}")
     theirs = manifest.get("params") or {}
     diff = {k: (theirs.get(k), v) for k, v in params.items() if theirs.get(k) != v}
     if diff:
@@ -112,14 +181,17 @@ def parts_before_run(manifest, run_id):
     return parts[:own[0]] if own else list(parts)
 
 
-def check_parts(index_dir, parts, num_perm):
-    """Every part exists with the size, row count and schema its record states (file sizes and
-    Parquet footers only; the readers check each part's sha256)."""
+def check_parts(index_dir, parts, num_perm, num_bands):
+    """Every part exists with the version, size, row count and schema its record states (file
+    sizes and Parquet footers only; the readers check each part's sha256)."""
     import pyarrow.parquet as pq
 
-    expected = part_schema(num_perm)
     for part in parts:
         path = FileSystems.join(index_dir, part["file"])
+        version = part_version(part)
+        if not readable(version):
+            raise SeenIndexError(f"seen index part {path} has format version {version}; this corpus-audit reads "
+                                 f"versions {', '.join(map(str, READABLE_VERSIONS))}")
         found = FileSystems.match([path])[0].metadata_list if FileSystems.exists(path) else []
         if not found:
             raise SeenIndexError(f"seen index part {path} is missing")
@@ -134,7 +206,7 @@ def check_parts(index_dir, parts, num_perm):
             raise SeenIndexError(f"seen index part {path} is corrupt: {type(exc).__name__}: {exc}") from exc
         if meta.num_rows != part["entries"]:
             raise SeenIndexError(f"seen index part {path} has {meta.num_rows} rows, the manifest says {part['entries']}")
-        if not schema.equals(expected, check_metadata=False):
+        if not schema.equals(part_schema(num_perm, num_bands, version=version), check_metadata=False):
             raise SeenIndexError(f"seen index part {path} has another schema than this corpus-audit writes")
 
 
@@ -176,7 +248,7 @@ def with_run(manifest, run_id, run_date, parts):
     at = next((i for i, p in enumerate(old) if p["run_id"] == run_id), len(old))
     dropped = [p["file"] for p in old if p["run_id"] == run_id]
     kept = [p for p in old if p["run_id"] != run_id]
-    out = {**manifest, "parts": kept[:at] + new + kept[at:]}
+    out = {**manifest, "version": FORMAT_VERSION, "parts": kept[:at] + new + kept[at:]}
     out["entries"] = sum(p["entries"] for p in out["parts"])
     out["runs"] = len({p["run_id"] for p in out["parts"]})
     return out, dropped

@@ -15,13 +15,15 @@ import io
 
 import apache_beam as beam
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from corpus_audit.transforms.audit.shuffle_check import CountedGroupByKey
 from corpus_audit.transforms.dedup import graph
 from corpus_audit.transforms.dedup.band_files import BandWriter
 from corpus_audit.transforms.dedup.clustering import _by_shard, _concat, _tag
-from corpus_audit.transforms.dedup.minhash import MinHasher, exact_keys
+from corpus_audit.transforms.dedup.minhash import MinHasher
 from corpus_audit.transforms.seen import core
 from corpus_audit.transforms.seen import index as si
 
@@ -32,7 +34,9 @@ BATCH = 20_000
 class ReadSeenPart(beam.DoFn):
     """One index part → the keys of its entries that the crawl may share, batched by partition
     like the crawl side: band files (main), exact keys, URL captures, and each shipped
-    entry's earliest seen key. A part that does not match its manifest record fails the run."""
+    entry's earliest seen key. Only the probe keys are read for every row; the attribute
+    columns only for rows that pass the filter, and signatures never (verification reads
+    them by row group). A part that does not match its manifest record fails the run."""
 
     def __init__(self, index_dir, minhash_config, num_partitions, runs, staging_dir):
         self.index_dir = index_dir
@@ -48,15 +52,17 @@ class ReadSeenPart(beam.DoFn):
     def process(self, element, crawl_keys):
         part_number, part = element
         data = si.read_part_bytes(self.index_dir, part)
+        version = si.part_version(part)
         try:
             pf = pq.ParquetFile(io.BytesIO(data))
-            if not pf.schema_arrow.equals(si.part_schema(self.config.num_perm), check_metadata=False):
+            expected = si.part_schema(self.config.num_perm, self.config.num_bands, version=version)
+            if not pf.schema_arrow.equals(expected, check_metadata=False):
                 raise si.SeenIndexError("another schema")
             row, counts = 0, {"seen_entries_read": 0, "seen_entries_shipped": 0}
             self.bands = BandWriter(self.staging_dir, self.num_partitions, f"v{part_number:05d}")
-            for batch in pf.iter_batches(batch_size=BATCH):
-                yield from self._batch(batch, part_number, row, part, crawl_keys, counts)
-                row += batch.num_rows
+            for probe, fetch in _row_blocks(pf, version):
+                yield from self._block(probe, fetch, version, part_number, row, part, crawl_keys, counts)
+                row += probe.num_rows
         except si.SeenIndexError:
             raise
         except Exception as exc:  # a damaged part must never read as "not seen"
@@ -66,41 +72,75 @@ class ReadSeenPart(beam.DoFn):
         yield self.bands.close()  # band files, the main output as for a crawl shard
         yield beam.pvalue.TaggedOutput("counts", counts)
 
-    def _batch(self, batch, part_number, row, part, crawl_keys, counts):
-        P, n = self.num_partitions, batch.num_rows
+    def _block(self, probe, fetch, version, part_number, row, part, crawl_keys, counts):
+        P, n = self.num_partitions, probe.num_rows
         ids = si.entry_ids(part_number, np.arange(row, row + n))
         counts["seen_entries_read"] += n
+        bands, hashed, texts, urls, has_url = si.read_probe_keys(probe, version, self.hasher)
         shipped = np.zeros(n, dtype=bool)
-        sigs = batch.column("signature").flatten().to_numpy().reshape(n, self.config.num_perm)
-        hashed = np.flatnonzero(sigs.any(axis=1))  # all-zero: too short to shingle
+        hashed = np.flatnonzero(hashed)
         if len(hashed):
-            keys = self.hasher.band_keys(sigs[hashed])
+            keys = bands[hashed]
             may = crawl_keys.may_contain(keys.ravel()).reshape(keys.shape)
             band_ids = np.broadcast_to(ids[hashed][:, None], keys.shape)
             self.bands.add(keys[may], band_ids[may])
             shipped[hashed[may.any(axis=1)]] = True
-        texts = exact_keys(batch.column("text_hash").to_pylist())
         may = crawl_keys.may_contain(texts)
         shipped |= may
         for p, arrays in graph.split_by_partition(P, texts[may], texts[may], ids[may]):
             yield beam.pvalue.TaggedOutput(EXACT, (p, arrays))
-        urls, has_url = core.url_keys(batch.column("url").to_pylist())
-        url_hit = has_url & crawl_keys.may_contain(urls)
-        if url_hit.any():
+        url_hit = np.zeros(n, dtype=bool)
+        url_hit[has_url] = crawl_keys.may_contain(urls[has_url])
+        need = np.flatnonzero(shipped | url_hit)
+        if not len(need):
+            return
+        rest = fetch(need)  # the passing rows' attribute columns, in row order
+        u = url_hit[need]
+        if u.any():
             run_day = core.day_number(part["run_date"])
-            days = core.capture_days(core.timestamps(batch.column("crawl_date")), run_day)
-            captures = core.seen_key(days, np.full(n, self.rank[part["run_id"]]))
-            human = np.array([p == "human" for p in batch.column("provenance").to_pylist()], dtype=bool)
-            u = url_hit
-            for p, arrays in graph.split_by_partition(P, urls[u], urls[u], captures[u], texts[u], human[u]):
+            days = core.capture_days(core.timestamps(rest.column("crawl_date").filter(u)), run_day)
+            captures = core.seen_key(days, np.full(len(days), self.rank[part["run_id"]]))
+            human = np.asarray(pc.equal(rest.column("provenance").filter(u), "human"), dtype=bool)
+            rows = need[u]
+            for p, arrays in graph.split_by_partition(P, urls[rows], urls[rows], captures, texts[rows], human):
                 yield beam.pvalue.TaggedOutput(URLS, (p, ("entry",) + arrays))
-        if shipped.any():
-            first = core.seen_key([core.day_number(d) for d in batch.column("first_seen_date").to_pylist()],
-                                  [self.rank[r] for r in batch.column("first_seen_run").to_pylist()])
-            s = shipped
-            counts["seen_entries_shipped"] += int(s.sum())
-            for p, arrays in graph.split_by_partition(P, ids[s], ids[s], first[s]):
+        s = shipped[need]
+        if s.any():
+            first = core.seen_key(_days(rest.column("first_seen_date").filter(s)),
+                                  self._ranks(rest.column("first_seen_run").filter(s)))
+            rows = need[s]
+            counts["seen_entries_shipped"] += len(rows)
+            for p, arrays in graph.split_by_partition(P, ids[rows], ids[rows], first):
                 yield beam.pvalue.TaggedOutput(ATTRS, (p, ("attr",) + arrays))
+
+    def _ranks(self, run_ids):
+        """Run id strings → their ranks, one dictionary lookup per distinct run."""
+        if isinstance(run_ids, pa.ChunkedArray):
+            run_ids = run_ids.combine_chunks()
+        encoded = run_ids.dictionary_encode()
+        ranks = np.array([self.rank[r] for r in encoded.dictionary.to_pylist()] or [0], dtype=np.int64)
+        return ranks[np.asarray(encoded.indices, dtype=np.int64)]
+
+
+ATTRIBUTES = ["crawl_date", "provenance", "first_seen_run", "first_seen_date"]
+
+
+def _row_blocks(pf, version):
+    """(probe columns, fetch(rows) → those rows' attribute columns) per block of a part:
+    version-2 parts by row group, reading attributes only when a row passes; version-1 parts
+    in batches of every column the key recomputation needs."""
+    if version == 1:
+        for batch in pf.iter_batches(batch_size=BATCH, columns=si.PROBE_COLUMNS[1] + ATTRIBUTES):
+            yield batch, lambda rows, batch=batch: batch.take(pa.array(rows))
+        return
+    for g in range(pf.num_row_groups):
+        probe = pf.read_row_group(g, columns=si.PROBE_COLUMNS[2])
+        yield probe, lambda rows, g=g: pf.read_row_group(g, columns=ATTRIBUTES).take(pa.array(rows))
+
+
+def _days(dates):
+    """date32 values → days since 1970-01-01."""
+    return np.asarray(dates.to_numpy(zero_copy_only=False).astype("datetime64[D]"), dtype=np.int64)
 
 
 def _earliest(element):
