@@ -105,7 +105,8 @@ def test_ngram_filter_combiner_builds_the_filter_of_the_distinct_hashes(monkeypa
     import numpy as np
 
     from corpus_audit.transforms.known import ngram_filter
-    from corpus_audit.transforms.known.ngram_filter import BuildNgramFilter, NgramFilter, sorted_unique
+    from corpus_audit.transforms.dedup.graph import sorted_unique
+    from corpus_audit.transforms.known.ngram_filter import BuildNgramFilter, NgramFilter
 
     rng = np.random.default_rng(4)
     hashes = rng.integers(0, 2**64, size=300_000, dtype=np.uint64)

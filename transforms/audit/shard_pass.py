@@ -198,7 +198,7 @@ class AuditShard(beam.DoFn):
             keys = self.hasher.band_keys(sigs).ravel()
             self.bands.add(keys, np.repeat(nodes[long_idx], self.config.num_bands))
             if self.seen:  # for the filter of the seen index's entries that can meet this crawl
-                yield beam.pvalue.TaggedOutput(BAND_KEYS, (0, (np.unique(keys),)))
+                yield beam.pvalue.TaggedOutput(BAND_KEYS, (0, (graph.sorted_unique(keys),)))
             sketch = np.zeros((len(batch), sigs.shape[1]), dtype=np.uint16)
             sketch[long_idx] = graph.verification_sketch(sigs)
             self.sketches.append(sketch)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from corpus_audit.transforms.dedup.graph import sorted_unique
 from corpus_audit.transforms.dedup.tokens import ngram_hashes, word_hashes
 from corpus_audit.transforms.known.index import NgramConfig, NgramSampler
 
@@ -265,7 +266,7 @@ class BenchmarkNgrams:
         hashes = np.concatenate(use) if use else np.empty(0, dtype=np.uint64)
         order = np.lexsort((owners, hashes))
         self.hashes, self.owners = hashes[order], owners[order]
-        self.unique = np.unique(self.hashes)
+        self.unique = sorted_unique(self.hashes)
         # A bitmap of the top hash bits (>= 16 bits per n-gram, so ~6 % false positives):
         # most crawl n-grams are rejected by one lookup before the binary search.
         self.filter_bits = max(20, int(np.ceil(np.log2(max(len(self.unique), 1) * 16))))
@@ -378,7 +379,7 @@ def scan(bench, hashes, owners, refs, threshold):
     rows, grams = rows[order], grams[order]
     first = np.r_[True, (rows[1:] != rows[:-1]) | (grams[1:] != grams[:-1])]
     rows, grams = rows[first], grams[first]
-    ev.found = np.unique(grams)
+    ev.found = sorted_unique(grams)
     lo = np.searchsorted(bench.hashes, grams, side="left")
     hi = np.searchsorted(bench.hashes, grams, side="right")
     n = hi - lo

@@ -64,7 +64,7 @@ class _BucketsToEdges(beam.DoFn):
         prefix = "exact_" if self.exact else "lsh_"
         yield beam.pvalue.TaggedOutput("counts", {prefix + k: v for k, v in stats.items()})
         if self.exact and len(src):
-            members = np.unique(np.concatenate([src, dst]))
+            members = graph.sorted_unique(np.concatenate([src, dst]))
             for shard, rows in _by_shard(members):
                 yield beam.pvalue.TaggedOutput("annotations", (shard, (ANNOTATION_EXACT, rows)))
 
@@ -183,8 +183,9 @@ class _ResolveRoots(beam.DoFn):
         a_nodes = a_nodes[order]
         # Members: every child (root = its parent) and every root (root = itself).
         is_marker = child == parent
-        nodes = np.concatenate([child[~is_marker], np.unique(parent[is_marker])])
-        roots = np.concatenate([parent[~is_marker], np.unique(parent[is_marker])])
+        markers = graph.sorted_unique(parent[is_marker])
+        nodes = np.concatenate([child[~is_marker], markers])
+        roots = np.concatenate([parent[~is_marker], markers])
         if len(nodes):
             yield from graph.split_by_partition(
                 self.num_partitions, roots, roots, nodes,
@@ -213,7 +214,7 @@ def _mark_roots(batch, num_partitions):
     child, parent = batch
     for p, (c, par) in graph.split_by_partition(num_partitions, child, child, parent):
         yield p, ("edge", c, par)
-    roots = np.unique(parent)
+    roots = graph.sorted_unique(parent)
     for p, (r,) in graph.split_by_partition(num_partitions, roots, roots):
         yield p, ("edge", r, r)
 

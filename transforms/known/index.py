@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
+from corpus_audit.transforms.dedup.graph import sorted_unique
 from corpus_audit.transforms.dedup.tokens import ngram_hashes
 
 FORMAT = "corpus-audit-known-outputs"
@@ -56,7 +57,7 @@ class NgramSampler:
     def sample(self, word_hashes):
         """Sorted distinct sampled n-gram hashes."""
         grams = ngram_hashes(word_hashes, self._mult)
-        return np.unique(grams[grams % np.uint64(self.config.ngram_sample) == 0])
+        return sorted_unique(grams[grams % np.uint64(self.config.ngram_sample) == 0])
 
 
 def entry_ids(part_number, rows):

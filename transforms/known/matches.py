@@ -128,7 +128,7 @@ class _ScoreDocuments(beam.DoFn):
         # Each n-gram partition reported its own counts: add them up per document.
         hit_nodes, hit_counts = graph.sum_by_key(hit_counts, hit_nodes)
         s_docs, s_entries, s_best = graph.best_by_node(sim_docs, sim_entries, sim)
-        docs = np.unique(np.concatenate([s_docs, hit_nodes]))
+        docs = graph.sorted_unique(np.concatenate([s_docs, hit_nodes]))
         if len(docs) == 0:
             return
         similarity = np.zeros(len(docs))
@@ -209,7 +209,7 @@ class _SortedUnion(beam.CombineFn):
         return [a for acc in accs for a in acc]
 
     def extract_output(self, acc):
-        return np.unique(np.concatenate(acc)) if acc else np.empty(0, dtype=np.uint64)
+        return graph.sorted_unique(np.concatenate(acc)) if acc else np.empty(0, dtype=np.uint64)
 
 
 def _name_matches(element):

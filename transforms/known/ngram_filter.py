@@ -11,6 +11,8 @@ their bits (double hashing) instead of hashing again.
 import apache_beam as beam
 import numpy as np
 
+from corpus_audit.transforms.dedup.graph import sorted_unique
+
 BITS_PER_ITEM = 10
 PROBES = 4
 _WINDOW_BITS = 1 << 27
@@ -62,13 +64,6 @@ class NgramFilter:
             alive, h1, h2 = alive[hit], h1[hit], h2[hit]
         out[alive] = True
         return out
-
-
-def sorted_unique(values):
-    """np.unique of a uint64 array by sorting: numpy 2's hash-based unique is ~15x slower on
-    millions of random 64-bit keys, and the result is the same."""
-    s = np.sort(np.asarray(values, dtype=np.uint64))
-    return s[np.r_[True, s[1:] != s[:-1]]] if len(s) else s
 
 
 class BuildNgramFilter(beam.CombineFn):
