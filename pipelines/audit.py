@@ -151,7 +151,7 @@ def build_pipeline(p, shards, output_dir, staging_dir, settings, index=None, pro
         lm = ({"staged": stage[shard_pass.STAGED], "annotations": annotations}
               | "JoinAnnotationsForLM" >> shuffle_check.CountedCoGroupByKey()
               | "ScoreRepresentatives" >> beam.ParDo(lm_pass.ScoreRepresentatives(
-                  settings.lm, settings.detectors, bool(index))).with_outputs(
+                  settings.lm, bool(index))).with_outputs(
                       lm_pass.SHARED, lm_pass.MEMBERS, "counts", main="own"))
         given = ({lm_pass.SHARED: lm[lm_pass.SHARED], lm_pass.MEMBERS: lm[lm_pass.MEMBERS]}
                  | "LMToClusterMembers" >> shuffle_check.CountedCoGroupByKey()

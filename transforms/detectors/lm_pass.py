@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from corpus_audit.transforms.detectors.ensemble import NEAR_COPY_SIMILARITY
-from corpus_audit.transforms.detectors.lm_stage import lm_columns, lm_selection
+from corpus_audit.transforms.detectors.lm_stage import lm_selection
 from corpus_audit.transforms.detectors.model_io import LM_FEATURES
 from corpus_audit.transforms.language import ENGLISH
 
@@ -53,14 +53,12 @@ class ScoreRepresentatives(beam.DoFn):
     (cluster id, statistics) of scored representatives with members; MEMBERS: (cluster id,
     (shard, row)) of rows that wait for them; "counts"."""
 
-    def __init__(self, lm, detectors, known_checked):
-        self.lm, self.detectors, self.known_checked = lm, detectors, known_checked
+    def __init__(self, lm, known_checked):
+        self.lm, self.known_checked = lm, known_checked
 
     def setup(self):
         from corpus_audit.transforms.detectors.lm import LMScorer
-        from corpus_audit.transforms.detectors.scoring import load_detector_model
 
-        self.model = load_detector_model(self.detectors)
         self.scorer = LMScorer(n_tokens=self.lm.tokens, n_threads=self.lm.threads, n_gpu_layers=self.lm.gpu_layers)
 
     def process(self, element):
@@ -77,9 +75,9 @@ class ScoreRepresentatives(beam.DoFn):
         scored, members = lm_targets(cols, english, self.lm.mode, self.lm.sample_rate)
         rows = np.flatnonzero(scored)
         texts = pf.read(columns=["text"]).column(0).take(pa.array(rows)).to_pylist() if len(rows) else []
-        feats = lm_columns(self.scorer, None, scored, texts)
-        values = np.column_stack([feats[k][rows] for k in LM_FEATURES]) if len(rows) else np.zeros((0, len(LM_FEATURES)))
         if len(rows):
+            feats = self.scorer.features(texts)
+            values = np.column_stack([np.asarray(feats[k], dtype=np.float64) for k in LM_FEATURES])
             yield shard, (ANNOTATION_LM, rows, values)
         for i, row in enumerate(rows):
             if cols["cluster_size"][row] > 1:

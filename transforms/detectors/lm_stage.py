@@ -1,4 +1,4 @@
-"""Which documents the language-model tier scores, and its columns for them.
+"""Which documents the language-model tier scores.
 
 The LM costs hundreds of times what the fast stack does per document on a CPU, so an audit
 chooses: every document (`all`, for GPU workers or small crawls), a sample (`sample`), or none
@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from corpus_audit.transforms.dedup.graph import id_hashes
-from corpus_audit.transforms.detectors.model_io import LM_FEATURES
 
 LM_MODES = ("off", "sample", "all")
 SAMPLE_SEED = 0x1A7E5  # fixed: the sample must not change between runs
@@ -45,17 +44,3 @@ def lm_selection(doc_ids, is_representative, mode, rate):
     if mode != "sample":
         raise ValueError(f"--lm-detector must be one of {', '.join(LM_MODES)}, not {mode!r}")
     return rep & (id_hashes(doc_ids, SAMPLE_SEED) / _SCALE < float(rate))
-
-
-def lm_columns(scorer, model, selected, texts):
-    """{lm_*: float64 array, det_lm: float64 array} over all rows, NaN outside `selected`;
-    `texts` are the selected rows' texts only (the others are never read)."""
-    n = len(selected)
-    out = {k: np.full(n, np.nan) for k in LM_FEATURES}
-    idx = np.flatnonzero(selected)
-    if scorer is not None and len(idx):
-        feats = scorer.features(texts)
-        for k in LM_FEATURES:
-            out[k][idx] = feats[k]
-    out["det_lm"] = model.score_lm(out) if model is not None and model.has_lm else np.full(n, np.nan)
-    return out

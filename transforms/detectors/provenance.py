@@ -147,8 +147,8 @@ def decide_provenance(synthetic_likelihood, known_match_kind=None, known_contain
     has_con = np.isfinite(con)
     cutoff = _to_datetime(seen_cutoff)
     old_crawl, seen_old = predates_cutoff(crawl_date, n, seen_before, first_seen_date, seen_cutoff)
-    new_first = np.array([d is not None and d >= cutoff for d in (_to_datetime(d) for d in _col(first_seen_date, n, None))],
-                         dtype=bool)
+    first = [_to_datetime(d) for d in _col(first_seen_date, n, None)]
+    new_first = np.array([d is not None and d >= cutoff for d in first], dtype=bool)
     changed = np.array([bool(c) for c in _col(text_changed_since, n, None)], dtype=bool)
     was_human = np.array([bool(h) for h in _col(previous_human, n, None)], dtype=bool)
     rewritten = changed & new_first & (p >= high)
