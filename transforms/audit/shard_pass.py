@@ -47,12 +47,14 @@ def staged_path(staging_dir, shard_index):
 
 
 def signatures_path(staging_dir, shard_index):
-    """Per-shard MinHash signatures (rows as in the staged file), kept for the seen-pages index."""
+    """Per-shard MinHash signatures and LSH band keys (rows as in the staged file, zeros for
+    texts too short to hash), kept for the seen-pages index."""
     return FileSystems.join(staging_dir, f"signatures-{shard_index:06d}.parquet")
 
 
-def signature_schema(num_perm):
-    return pa.schema([pa.field("signature", pa.list_(pa.uint32(), num_perm), nullable=False)])
+def signature_schema(num_perm, num_bands):
+    return pa.schema([pa.field("signature", pa.list_(pa.uint32(), num_perm), nullable=False),
+                      pa.field("band_keys", pa.list_(pa.uint64(), num_bands), nullable=False)])
 
 
 def add_seconds(counts, stage, seconds):
@@ -95,7 +97,7 @@ class AuditShard(beam.DoFn):
         self.sig_sink = self.sig_writer = None
         if self.seen:
             self.sig_sink = FileSystems.create(signatures_path(self.staging_dir, shard_index))
-            self.sig_writer = pq.ParquetWriter(self.sig_sink, signature_schema(self.config.num_perm),
+            self.sig_writer = pq.ParquetWriter(self.sig_sink, signature_schema(self.config.num_perm, self.config.num_bands),
                                                compression=PARQUET_COMPRESSION)
         batch, n_docs = [], 0
         self.sketches = []
@@ -191,11 +193,13 @@ class AuditShard(beam.DoFn):
         P = self.num_partitions
         long_idx = np.flatnonzero(~too_short)
         all_sigs = np.zeros((len(batch), self.config.num_perm), dtype=np.uint32) if self.seen else None
+        all_bands = np.zeros((len(batch), self.config.num_bands), dtype=np.uint64) if self.seen else None
         if len(long_idx):
             sigs = self.hasher.signatures([shingles[i] for i in long_idx])
+            band_rows = self.hasher.band_keys(sigs)
             if self.seen:
-                all_sigs[long_idx] = sigs
-            keys = self.hasher.band_keys(sigs).ravel()
+                all_sigs[long_idx], all_bands[long_idx] = sigs, band_rows
+            keys = band_rows.ravel()
             self.bands.add(keys, np.repeat(nodes[long_idx], self.config.num_bands))
             if self.seen:  # for the filter of the seen index's entries that can meet this crawl
                 yield beam.pvalue.TaggedOutput(BAND_KEYS, (0, (graph.sorted_unique(keys),)))
@@ -206,9 +210,12 @@ class AuditShard(beam.DoFn):
         for p, arrays in graph.split_by_partition(P, exact, exact, nodes):
             yield beam.pvalue.TaggedOutput(EXACT, (p, arrays))
         if self.seen:
-            self.sig_writer.write_table(pa.table({"signature": pa.FixedSizeListArray.from_arrays(
-                pa.array(all_sigs.ravel(), pa.uint32()), self.config.num_perm)},
-                schema=signature_schema(self.config.num_perm)))
+            self.sig_writer.write_table(pa.table({
+                "signature": pa.FixedSizeListArray.from_arrays(pa.array(all_sigs.ravel(), pa.uint32()),
+                                                               self.config.num_perm),
+                "band_keys": pa.FixedSizeListArray.from_arrays(pa.array(all_bands.ravel(), pa.uint64()),
+                                                               self.config.num_bands)},
+                schema=signature_schema(self.config.num_perm, self.config.num_bands)))
             urls, has_url = url_keys([row["url"] for row in batch])
             for p, arrays in graph.split_by_partition(P, urls[has_url], urls[has_url], nodes[has_url],
                                                       exact[has_url]):

@@ -195,7 +195,8 @@ class _SeenPiece:
         self.plan = plan
         self.shard_index = shard_index
         with FileSystems.open(signatures_path(staging_dir, shard_index)) as f:
-            self.signatures = pq.read_table(f).column("signature")
+            staged = pq.read_table(f)
+        self.signatures, self.bands = staged.column("signature"), staged.column("band_keys")
         self.schema = seen_index.part_schema(plan.minhash.num_perm, plan.minhash.num_bands, plan.run_id)
         self.hasher = MinHasher(plan.minhash)
         self.tables = []
@@ -203,8 +204,10 @@ class _SeenPiece:
     def add(self, batch, doc_ids, scored, seen_cols, start, stop):
         likelihood = np.asarray(scored["synthetic_likelihood"], dtype=np.float64)
         signatures = self.signatures.slice(start, stop - start).combine_chunks()
+        bands = self.bands.slice(start, stop - start).combine_chunks()
         keys = seen_index.probe_keys(self.hasher, signatures.flatten().to_numpy().reshape(len(signatures), -1),
-                                     batch.column("text_hash").to_pylist(), batch.column("url").to_pylist())
+                                     batch.column("text_hash").to_pylist(), batch.column("url").to_pylist(),
+                                     bands=bands.flatten().to_numpy().reshape(len(bands), -1))
         self.tables.append(pa.table({
             "doc_id": pa.array(doc_ids, pa.string()),
             "url": batch.column("url"),

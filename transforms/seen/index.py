@@ -76,18 +76,20 @@ def readable(version):
     return type(version) is int and version in READABLE_VERSIONS
 
 
-def probe_keys(hasher, signatures, text_hashes, urls):
+def probe_keys(hasher, signatures, text_hashes, urls, bands=None):
     """What a part's entries are probed with, from their signatures, text hashes and URLs:
     (band keys (n, bands), hashed mask, exact keys, URL keys, has-URL mask). All-zero
-    signatures (too short to shingle) have no band keys; their rows are zeros, as stored."""
+    signatures (too short to shingle) have no band keys; their rows are zeros, as stored.
+    `bands` are the band keys when the caller has them already (the shard pass's)."""
     from corpus_audit.transforms.dedup.minhash import exact_keys
     from corpus_audit.transforms.seen.core import url_keys
 
     signatures = np.asarray(signatures)
     hashed = signatures.any(axis=1)
-    bands = np.zeros((len(signatures), hasher.config.num_bands), dtype=np.uint64)
-    if hashed.any():
-        bands[hashed] = hasher.band_keys(signatures[hashed])
+    if bands is None:
+        bands = np.zeros((len(signatures), hasher.config.num_bands), dtype=np.uint64)
+        if hashed.any():
+            bands[hashed] = hasher.band_keys(signatures[hashed])
     urls_, has_url = url_keys(urls)
     return bands, hashed, exact_keys(text_hashes), urls_, has_url
 
