@@ -123,13 +123,14 @@ def decide_provenance(synthetic_likelihood, known_match_kind=None, known_contain
                       crawl_date=None, domain=None, allow_domains=(), deny_domains=(),
                       html_generator=None, n_words=None, language=None, high=HIGH, low=LOW,
                       seen_before=None, first_seen_date=None, text_changed_since=None, previous_human=None,
-                      seen_cutoff=CHATGPT_RELEASE):
+                      seen_cutoff=CHATGPT_RELEASE, predated=None):
     """Vectorised decision table (module docstring). Every signal is an array/list of length n,
     a scalar applied to all, or None (missing; n_words None counts as 0, and `language` None as
     English for every document, while a None inside the list is a text with no language).
     `language` holds the `language` column's codes. The seen-pages signals (seen_before,
     first_seen_date, text_changed_since, previous_human) are None without an index. Returns
-    (provenance, reason) as object arrays."""
+    (provenance, reason) as object arrays. `predated` is predates_cutoff(...) of the same
+    signals when the caller has it already."""
     p = np.asarray(synthetic_likelihood, dtype=np.float64).reshape(-1)
     n = len(p)
     p = np.where(np.isfinite(p), p, 0.5)
@@ -146,7 +147,7 @@ def decide_provenance(synthetic_likelihood, known_match_kind=None, known_contain
 
     has_con = np.isfinite(con)
     cutoff = _to_datetime(seen_cutoff)
-    old_crawl, seen_old = predates_cutoff(crawl_date, n, seen_before, first_seen_date, seen_cutoff)
+    old_crawl, seen_old = predated or predates_cutoff(crawl_date, n, seen_before, first_seen_date, seen_cutoff)
     first = [_to_datetime(d) for d in _col(first_seen_date, n, None)]
     new_first = np.array([d is not None and d >= cutoff for d in first], dtype=bool)
     changed = np.array([bool(c) for c in _col(text_changed_since, n, None)], dtype=bool)

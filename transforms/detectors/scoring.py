@@ -45,6 +45,8 @@ def ensemble_columns(model, batch, cols, start, stop, allow_domains, deny_domain
     lm = lm if lm is not None else {k: np.full(n, np.nan) for k in LM_COLUMN_NAMES}
     language = batch.column("language").to_pylist()
     crawl_dates = batch.column("crawl_date").to_pylist()
+    dated = {k: v for k, v in (seen or {}).items() if k in ("seen_before", "first_seen_date", "seen_cutoff")}
+    predated = predates_cutoff(crawl_dates, n, **dated)
     english = np.array([code == ENGLISH for code in language], dtype=bool)
     bins = {}
     if model is not None:
@@ -56,8 +58,7 @@ def ensemble_columns(model, batch, cols, start, stop, allow_domains, deny_domain
                                       cols["cluster_size"][start:stop], prior=prior)
         likelihood = np.where(english, likelihood, np.nan)
         if english.any():
-            dated = {k: v for k, v in (seen or {}).items() if k in ("seen_before", "first_seen_date", "seen_cutoff")}
-            anchor = np.logical_or(*predates_cutoff(crawl_dates, n, **dated))
+            anchor = np.logical_or(*predated)
             bins = share_bins(model, {k: v[english] for k, v in scores.items()}, anchor[english],
                               np.nan_to_num(similarity[english]) >= NEAR_COPY_SIMILARITY)
         bins["not_english"] = np.array([(~english).sum()], dtype=np.float64)
@@ -70,7 +71,7 @@ def ensemble_columns(model, batch, cols, start, stop, allow_domains, deny_domain
         crawl_date=crawl_dates, domain=batch.column("domain").to_pylist(),
         allow_domains=allow_domains, deny_domains=deny_domains,
         html_generator=batch.column("html_generator").to_pylist(),
-        n_words=batch.column("n_words").to_pylist(), language=language, **(seen or {}))
+        n_words=batch.column("n_words").to_pylist(), language=language, predated=predated, **(seen or {}))
     return {**lm, "synthetic_likelihood": np.asarray(likelihood, dtype=np.float64),
             "provenance": np.asarray(provenance, dtype=object),
             "provenance_reason": np.asarray(reason, dtype=object),
