@@ -10,15 +10,20 @@ from conftest import DETECT, read_audit, run_cli, write_jsonl
 CHAT = ("gpt-3.5-turbo", "gpt-4")
 
 
+def _news(n_human, n_machine):
+    """Human news articles and chat-model texts of the same domain from the test data."""
+    with gzip.open(DETECT, "rt") as f:
+        news = [r for r in map(json.loads, f) if r["domain"] == "news_xsum"]
+    human = [r for r in news if r["label"] == "human"][:n_human]
+    machine = [r for r in news if r["label"] == "machine" and r["generator"] in CHAT][:n_machine]
+    assert len(human) == n_human and len(machine) == n_machine
+    return human, machine
+
+
 @pytest.fixture(scope="module")
 def dated_crawl(tmp_path_factory):
     """News articles: 150 dated 2019, 250 undated human and 100 undated chat-model texts."""
-    with gzip.open(DETECT, "rt") as f:
-        rows = [json.loads(line) for line in f]
-    news = [r for r in rows if r["domain"] == "news_xsum"]
-    human = [r for r in news if r["label"] == "human"][:400]
-    machine = [r for r in news if r["label"] == "machine" and r["generator"] in CHAT][:100]
-    assert len(human) == 400 and len(machine) == 100
+    human, machine = _news(400, 100)
     docs = [{"id": r["id"], "text": r["text"], "url": f"https://news.example/{i}",
              **({"crawl_date": "2019-06-01T00:00:00Z"} if i < 150 else {})}
             for i, r in enumerate(human + machine)]
@@ -40,11 +45,7 @@ def test_dated_documents_anchor_the_share_and_the_interval_holds_the_truth(dated
 
 
 def test_an_earlier_run_of_human_text_is_the_reference_of_an_undated_crawl(tmp_path):
-    with gzip.open(DETECT, "rt") as f:
-        rows = [json.loads(line) for line in f]
-    news = [r for r in rows if r["domain"] == "news_xsum"]
-    human = [r for r in news if r["label"] == "human"][:450]
-    machine = [r for r in news if r["label"] == "machine" and r["generator"] in CHAT][:50]
+    human, machine = _news(450, 50)
     doc = lambda i, r: {"id": r["id"], "text": r["text"], "url": f"https://news.example/{i}"}
     write_jsonl(tmp_path / "old.jsonl", [doc(i, r) for i, r in enumerate(human[:200])])
     write_jsonl(tmp_path / "new.jsonl", [doc(i, r) for i, r in enumerate(human[200:] + machine)])
