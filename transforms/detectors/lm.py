@@ -43,6 +43,11 @@ Choices, and the measurements behind them (2-core AMD EPYC with AVX-512, shared 
   logits: llama keeps n_ctx x 49,152 float32 twice, the float64 log-softmax two more copies).
 - `OMP_WAIT_POLICY=PASSIVE` is set (if unset) before llama_cpp loads: the wheel uses OpenMP, and
   its spinning threads slowed an eval up to 5x when the cores were shared with other processes.
+- Weights stay in plain CPU buffers (llama.cpp's `use_extra_bufts` off): on CPUs with AMX
+  (Intel Sapphire Rapids and later) a native build repacks them into an AMX buffer, and its matmul
+  segfaults on the first decode (ggml-org/llama.cpp#20824; reproduced here with 0.3.36). The repack
+  buys nothing for this model: Q4_1 has no other repacked layout, and on CPUs without AMX the
+  buffers were plain already, so the logits are unchanged there.
 - GPU: `n_gpu_layers` is passed to llama.cpp (offload); it needs llama-cpp-python built with CUDA
   (`CMAKE_ARGS="-DGGML_CUDA=on" pip install llama-cpp-python --no-binary llama-cpp-python
   --force-reinstall`). Untested here (no GPU).
@@ -51,6 +56,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import threading
 
 import numpy as np
 
@@ -63,6 +69,7 @@ FEATURES = LM_FEATURES
 MIN_TOKENS = 8
 DECIMALS = 4
 _CHARS_PER_TOKEN_CUT = 8  # tokenise only a prefix this many chars per token long (tokens are ~4.5 chars)
+_LOAD_LOCK = threading.Lock()
 
 
 def default_model_path() -> str:
@@ -112,6 +119,31 @@ def token_features(logits, targets) -> dict[str, float]:
     }
 
 
+class _plain_weight_buffers:
+    """Load with `use_extra_bufts = False` (see the module docstring: the AMX repack crashes).
+    `Llama()` takes its model parameters from `llama_model_default_params()` and does not expose
+    this field, so the default is wrapped for the duration of the load, under a lock."""
+
+    def __enter__(self):
+        import llama_cpp.llama_cpp as lib
+
+        _LOAD_LOCK.acquire()
+        self._lib, self._orig = lib, lib.llama_model_default_params
+
+        def defaults():
+            params = self._orig()
+            params.use_extra_bufts = False
+            return params
+
+        lib.llama_model_default_params = defaults
+        return self
+
+    def __exit__(self, *exc):
+        self._lib.llama_model_default_params = self._orig
+        _LOAD_LOCK.release()
+        return False
+
+
 class LMScorer:
     """Loads the GGUF once (the only expensive step: build it in `DoFn.setup`), then scores texts."""
 
@@ -124,10 +156,11 @@ class LMScorer:
         self.n_threads = int(n_threads) if n_threads else _worker_cores()
         self.n_gpu_layers = int(n_gpu_layers)
         n_ctx = max(self.n_tokens, 64)
-        self.llm = Llama(model_path=self.model_path, n_ctx=n_ctx, n_batch=min(n_batch, n_ctx),
-                         n_ubatch=min(n_batch, n_ctx), logits_all=True, n_threads=self.n_threads,
-                         n_threads_batch=self.n_threads, n_gpu_layers=self.n_gpu_layers,
-                         verbose=False)
+        with _plain_weight_buffers():
+            self.llm = Llama(model_path=self.model_path, n_ctx=n_ctx, n_batch=min(n_batch, n_ctx),
+                             n_ubatch=min(n_batch, n_ctx), logits_all=True, n_threads=self.n_threads,
+                             n_threads_batch=self.n_threads, n_gpu_layers=self.n_gpu_layers,
+                             verbose=False)
         self.add_bos = str(self.llm.metadata.get("tokenizer.ggml.add_bos_token", "false")) == "true"
         self.n_params = int(self.llm._model.n_params())
 
