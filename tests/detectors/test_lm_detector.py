@@ -40,6 +40,15 @@ def _equal(a, b):
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
+def test_weights_load_without_the_repacking_buffers(scorer):
+    """llama.cpp's AMX repack segfaults on decode on Sapphire Rapids CPUs: the scorer must turn
+    extra buffer types off, and leave the library's defaults as they were after loading."""
+    import llama_cpp.llama_cpp as lib
+
+    assert scorer.llm.model_params.use_extra_bufts is False
+    assert lib.llama_model_default_params().use_extra_bufts is True
+
+
 def test_keys_shape_finite_and_nan(scorer, human_texts):
     texts = human_texts[:2] + ["", None, "Hi there.", 5, "   \n ", b"bytes are not text", "lone \ud800 surrogate"]
     f = scorer.features(texts)
