@@ -240,6 +240,15 @@ def print_summary(summary, out=sys.stdout):
                      if est.get("anchor_documents") else "against the development data's references, ")
                   + f"{est['known_output_copies']} known copies; "
                   f"{est.get('not_english', 0):,} in other languages not counted; prior {synthetic['prior']})", file=out)
+        lm = synthetic.get("lm_detector") or {}
+        if lm.get("mode", "off") != "off":
+            scope = "every document" if lm["mode"] == "all" else f"a {lm['sample_rate']:.0%} sample by doc_id"
+            full = ((est or {}).get("by_stack") or {}).get("full")
+            print(f"LM detector       {scope}, first {lm['tokens']} tokens: {lm['documents_scored']:,} documents "
+                  f"scored, {lm.get('documents_given_representative', 0):,} given their cluster "
+                  f"representative's statistics"
+                  + (f"; with the LM the share reads {full['value']:.1%} ({full['low']:.1%}-{full['high']:.1%}) "
+                     f"over the {full['fitted_documents']:,} documents it covers" if full else ""), file=out)
     known = summary.get("known_outputs")
     if known:
         kinds = ", ".join(f"{k} {v}" for k, v in known["matched_by_kind"].items()) or "none"

@@ -62,8 +62,9 @@ def lm_runs(tmp_path_factory, real_texts):
     rows.append({"id": "copy", "text": real_texts[0]})  # a duplicate: not scored again
     write_jsonl(work / "in.jsonl", rows)
     for mode in ("off", "all"):
-        run_cli("audit", "--input", work / "in.jsonl", "--output", work, "--run-id", mode, "--quiet",
-                "--lm-detector", mode, "--lm-tokens", "64")
+        proc = run_cli("audit", "--input", work / "in.jsonl", "--output", work, "--run-id", mode, "--quiet",
+                       "--lm-detector", mode, "--lm-tokens", "64")
+        (work / f"{mode}.summary").write_text(proc.stdout)
     return work
 
 
@@ -90,6 +91,11 @@ def test_all_mode_scores_every_representative_gives_it_to_members_and_moves_the_
     assert {"fast", "full"} == set(est["by_stack"]) and est["low"] <= est["value"] <= est["high"]
     assert est["reference"] == "development data" and est["anchor_documents"] == 0  # no dates in this crawl
     assert read_audit(lm_runs / "off")["synthetic"]["share_estimate"]["by_stack"].keys() == {"fast"}
+    lm_line = [ln for ln in (lm_runs / "all.summary").read_text().splitlines() if ln.startswith("LM detector")]
+    assert len(lm_line) == 1
+    assert "every document, first 64 tokens: 12 documents scored, 1 given their cluster" in lm_line[0]
+    assert "with the LM the share reads" in lm_line[0] and "over the 13 documents it covers" in lm_line[0]
+    assert "LM detector" not in (lm_runs / "off.summary").read_text()
 
 
 def test_lm_columns_are_byte_identical_across_runs_and_workers(lm_runs, tmp_path):
