@@ -45,9 +45,10 @@ Choices, and the measurements behind them (2-core AMD EPYC with AVX-512, shared 
   its spinning threads slowed an eval up to 5x when the cores were shared with other processes.
 - Weights stay in plain CPU buffers (llama.cpp's `use_extra_bufts` off): on CPUs with AMX
   (Intel Sapphire Rapids and later) a native build repacks them into an AMX buffer, and its matmul
-  segfaults on the first decode (ggml-org/llama.cpp#20824; reproduced here with 0.3.36). The repack
-  buys nothing for this model: Q4_1 has no other repacked layout, and on CPUs without AMX the
-  buffers were plain already, so the logits are unchanged there.
+  segfaults on the first decode (ggml-org/llama.cpp#20824; reproduced here with 0.3.36, load log:
+  "amx repack tensor ... of type q4_1"). Elsewhere llama.cpp may repack the Q8_0 tensors (the
+  embedding and 61 others) for AVX2; that path is now off too. Its effect on the logits was not
+  measured (no such CPU here); the features are rounded to 4 decimals either way.
 - GPU: `n_gpu_layers` is passed to llama.cpp (offload); it needs llama-cpp-python built with CUDA
   (`CMAKE_ARGS="-DGGML_CUDA=on" pip install llama-cpp-python --no-binary llama-cpp-python
   --force-reinstall`). Untested here (no GPU).
