@@ -24,7 +24,6 @@ from corpus_audit.transforms.detectors.lm_pass import lm_from_annotations
 from corpus_audit.transforms.detectors.scoring import ensemble_columns, load_detector_model
 from corpus_audit.transforms.known.matches import ANNOTATION_KNOWN
 from corpus_audit.transforms.seen import core as seen_core
-from corpus_audit.transforms.dedup.minhash import MinHasher
 from corpus_audit.transforms.seen import index as seen_index
 
 SEEN_PARTS = "seen_parts"
@@ -198,14 +197,13 @@ class _SeenPiece:
             staged = pq.read_table(f)
         self.signatures, self.bands = staged.column("signature"), staged.column("band_keys")
         self.schema = seen_index.part_schema(plan.minhash.num_perm, plan.minhash.num_bands, plan.run_id)
-        self.hasher = MinHasher(plan.minhash)
         self.tables = []
 
     def add(self, batch, doc_ids, scored, seen_cols, start, stop):
         likelihood = np.asarray(scored["synthetic_likelihood"], dtype=np.float64)
         signatures = self.signatures.slice(start, stop - start).combine_chunks()
         bands = self.bands.slice(start, stop - start).combine_chunks()
-        keys = seen_index.probe_keys(self.hasher, signatures.flatten().to_numpy().reshape(len(signatures), -1),
+        keys = seen_index.probe_keys(None, signatures.flatten().to_numpy().reshape(len(signatures), -1),
                                      batch.column("text_hash").to_pylist(), batch.column("url").to_pylist(),
                                      bands=bands.flatten().to_numpy().reshape(len(bands), -1))
         self.tables.append(pa.table({

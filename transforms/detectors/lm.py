@@ -55,6 +55,7 @@ Choices, and the measurements behind them (2-core AMD EPYC with AVX-512, shared 
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import threading
@@ -120,29 +121,26 @@ def token_features(logits, targets) -> dict[str, float]:
     }
 
 
-class _plain_weight_buffers:
+@contextlib.contextmanager
+def _plain_weight_buffers():
     """Load with `use_extra_bufts = False` (see the module docstring: the AMX repack crashes).
     `Llama()` takes its model parameters from `llama_model_default_params()` and does not expose
     this field, so the default is wrapped for the duration of the load, under a lock."""
+    import llama_cpp.llama_cpp as lib
 
-    def __enter__(self):
-        import llama_cpp.llama_cpp as lib
-
-        _LOAD_LOCK.acquire()
-        self._lib, self._orig = lib, lib.llama_model_default_params
+    with _LOAD_LOCK:
+        orig = lib.llama_model_default_params
 
         def defaults():
-            params = self._orig()
+            params = orig()
             params.use_extra_bufts = False
             return params
 
         lib.llama_model_default_params = defaults
-        return self
-
-    def __exit__(self, *exc):
-        self._lib.llama_model_default_params = self._orig
-        _LOAD_LOCK.release()
-        return False
+        try:
+            yield
+        finally:
+            lib.llama_model_default_params = orig
 
 
 class LMScorer:

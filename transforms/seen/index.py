@@ -80,7 +80,8 @@ def probe_keys(hasher, signatures, text_hashes, urls, bands=None):
     """What a part's entries are probed with, from their signatures, text hashes and URLs:
     (band keys (n, bands), hashed mask, exact keys, URL keys, has-URL mask). All-zero
     signatures (too short to shingle) have no band keys; their rows are zeros, as stored.
-    `bands` are the band keys when the caller has them already (the shard pass's)."""
+    `bands` are the band keys when the caller has them already (the shard pass's); `hasher` is
+    then unused and may be None."""
     from corpus_audit.transforms.dedup.minhash import exact_keys
     from corpus_audit.transforms.seen.core import url_keys
 
