@@ -23,6 +23,10 @@ import numpy as np
 
 
 def sample_rows(paths, k):
+    """Texts as training sees them: the development sources' layout artefacts stripped."""
+    from corpus_audit.pipelines.train import strip_layout_artefacts
+    from corpus_audit.transforms.detectors.base import to_text
+
     cells = defaultdict(list)
     for p in paths:
         with gzip.open(p, "rt", encoding="utf-8") as f:
@@ -31,7 +35,8 @@ def sample_rows(paths, k):
                 if r.get("label") not in ("human", "machine") or r.get("language") != "en":
                     continue
                 key = (r["source"], r["domain"], r["label"], r["generator"])
-                cells[key].append((hashlib.sha1(r["id"].encode()).hexdigest(), r["id"], r["text"]))
+                text = strip_layout_artefacts(to_text(r["text"]))
+                cells[key].append((hashlib.sha1(r["id"].encode()).hexdigest(), r["id"], text))
     out = []
     for key in sorted(cells):
         out.extend(sorted(cells[key])[:k] if k else sorted(cells[key]))

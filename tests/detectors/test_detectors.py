@@ -244,6 +244,21 @@ def test_nonneg_stack_drops_inverted_detector():
     assert again.nonneg and np.allclose(again.predict({"a": good, "b": bad}), ens.predict({"a": good, "b": bad}))
 
 
+def test_sign_bounded_head_matches_sklearn_when_free_and_zeroes_a_contrary_feature():
+    from corpus_audit.transforms.detectors.base import LinearHead
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 600)
+    X = np.column_stack([y + rng.standard_normal(600),       # helps, positive
+                         -y + rng.standard_normal(600),      # helps, negative
+                         rng.standard_normal(600)])          # noise
+    free = LinearHead().fit(X, y)
+    assert np.allclose(LinearHead().fit(X, y, signs=[0, 0, 0]).coef, free.coef, atol=1e-3)
+    bounded = LinearHead().fit(X, y, signs=[1, 1, 0])  # the second feature's known direction is wrong here
+    assert bounded.coef[0] > 0 and bounded.coef[1] == 0.0
+    assert np.allclose(LinearHead().fit(X, y, signs=[1, -1, 0]).coef, free.coef, atol=1e-3)
+
+
 def test_masked_classifier_hides_content_words():
     from corpus_audit.transforms.detectors.classifier import ClassifierDetector, mask_text
 

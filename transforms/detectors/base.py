@@ -64,6 +64,24 @@ def logit(p):
     return np.log(p / (1 - p))
 
 
+def _bounded_logistic(Z, y, w, C, signs):
+    """sklearn's L2 logistic objective (C · Σ w·loss + ½‖coef‖², intercept unpenalised) with
+    each coefficient bounded to its sign, by L-BFGS-B."""
+    from scipy.optimize import minimize
+
+    def loss(p):
+        t = Z @ p[1:] + p[0]
+        f = C * np.sum(w * (np.logaddexp(0.0, t) - y * t)) + 0.5 * p[1:] @ p[1:]
+        g = C * w * (sigmoid(t) - y)
+        return f, np.concatenate([[g.sum()], Z.T @ g + p[1:]])
+
+    bounds = [(None, None)] + [(0.0, None) if s > 0 else (None, 0.0) if s < 0 else (None, None)
+                               for s in signs]
+    r = minimize(loss, np.zeros(Z.shape[1] + 1), jac=True, method="L-BFGS-B", bounds=bounds,
+                 options={"maxiter": 2000})
+    return r.x[1:].astype(np.float64), float(r.x[0])
+
+
 class LinearHead:
     """Standardise → logistic regression; state is four plain arrays."""
 
@@ -71,17 +89,23 @@ class LinearHead:
         self.mean, self.scale, self.coef = mean, scale, coef
         self.intercept = float(intercept)
 
-    def fit(self, X, y, sample_weight=None, C=1.0, seed=0):
-        from sklearn.linear_model import LogisticRegression
-
+    def fit(self, X, y, sample_weight=None, C=1.0, seed=0, signs=None):
+        """`signs` (+1 / -1 / 0 per feature) bounds each coefficient to that sign (0: free): a
+        feature whose training-data direction contradicts it gets weight 0 instead of flipping."""
         X = np.asarray(X, dtype=np.float64)
         w = np.ones(len(X)) if sample_weight is None else np.asarray(sample_weight, float)
         mean = np.average(X, axis=0, weights=w)
         sd = np.sqrt(np.average((X - mean) ** 2, axis=0, weights=w))
         self.mean, self.scale = mean, np.where(sd > 1e-9, sd, 1.0)
-        lr = LogisticRegression(C=C, max_iter=2000, random_state=seed)
-        lr.fit((X - self.mean) / self.scale, y, sample_weight=w)
-        self.coef, self.intercept = lr.coef_[0].astype(np.float64), float(lr.intercept_[0])
+        Z = (X - self.mean) / self.scale
+        if signs is None:
+            from sklearn.linear_model import LogisticRegression
+
+            lr = LogisticRegression(C=C, max_iter=2000, random_state=seed)
+            lr.fit(Z, y, sample_weight=w)
+            self.coef, self.intercept = lr.coef_[0].astype(np.float64), float(lr.intercept_[0])
+        else:
+            self.coef, self.intercept = _bounded_logistic(Z, np.asarray(y, float), w, C, signs)
         return self
 
     def decision(self, X):
