@@ -49,6 +49,15 @@ NONNEG_STACK = True
 ENSEMBLE_METHOD = "human_reference"
 MIN_CLASS = 10  # scopes with fewer rows of a class are not scored ("–")
 LM_TOKENS = 128  # tokens per document the LM statistics are taken over (lm.py; measured in README)
+# The direction in which each LM statistic (LM_FEATURES order) points to machine text, as
+# zero-shot detection defines it: likelier tokens, a flatter-than-expected curvature, more top-1
+# and top-10 hits, lower entropy and a narrower spread of log-probs. The LM head's coefficients
+# are bounded to these signs, so a statistic that the training sources happen to invert (OUTFOX's
+# student essays read likelier than its machine essays) gets weight 0 instead of a flipped one.
+# Measured leave-one-source-out on 2,122 LM-scored rows, LM alone: mean per-source AUROC 0.706
+# unconstrained, 0.731 bounded; base models 0.670 -> 0.708; with the fast stack, 2023 chat TPR
+# at 1 % FPR 38 -> 44 %.
+LM_SIGNS = (1, -1, 1, 1, 1, -1)
 _TITLE_HEADER = re.compile(r"^\s*Title:[^\n]{0,400}\n\s*Abstract:\s*")
 # Layout artefacts of the development sources that tell the classes apart without being
 # evidence of authorship (both READMEs of the development data list them): a leading "Title: …"
@@ -183,8 +192,8 @@ def fit_model(texts, y, groups, seed=42, features=None, n_inner=5, meta=None, lo
             for tr, te in folds:
                 tr, te = tr[ok[tr]], te[ok[te]]
                 if len(te) and 0 < y[tr].sum() < len(tr):
-                    s[te] = base.LinearHead().fit(X[tr], y[tr], w[tr], seed=seed).predict(X[te])
-            lm_head = base.LinearHead().fit(X[ok], y[ok], w[ok], seed=seed)
+                    s[te] = base.LinearHead().fit(X[tr], y[tr], w[tr], seed=seed, signs=LM_SIGNS).predict(X[te])
+            lm_head = base.LinearHead().fit(X[ok], y[ok], w[ok], seed=seed, signs=LM_SIGNS)
             oof[LM_FAMILY], names = s, names + [LM_FAMILY]
     ens = Ensemble(names, nonneg=NONNEG_STACK, method=ENSEMBLE_METHOD, optional=[LM_FAMILY],
                    weights=None if weights is None else {k: weights.get(k, 1.0) for k in names})

@@ -259,6 +259,20 @@ def test_sign_bounded_head_matches_sklearn_when_free_and_zeroes_a_contrary_featu
     assert np.allclose(LinearHead().fit(X, y, signs=[1, -1, 0]).coef, free.coef, atol=1e-3)
 
 
+def test_lm_head_never_weights_a_statistic_against_its_zero_shot_direction(split):
+    from corpus_audit.transforms.detectors.model_io import LM_FEATURES
+
+    tr = split[0][:400]
+    y = np.array([r["label"] == "machine" for r in tr], dtype=int)
+    rng = np.random.default_rng(2)
+    lm = {k: rng.standard_normal(len(y)) for k in LM_FEATURES}
+    lm["lm_logprob"] += 2 * y
+    lm["lm_entropy"] += 2 * y  # machine text with *higher* entropy: a training-source quirk
+    model, _ = T.fit_model([r["text"] for r in tr], y, [r["group"] for r in tr], seed=1, n_inner=3, lm=lm)
+    coef = dict(zip(LM_FEATURES, model.lm_head.coef))
+    assert coef["lm_logprob"] > 0 and coef["lm_entropy"] == 0.0
+
+
 def test_masked_classifier_hides_content_words():
     from corpus_audit.transforms.detectors.classifier import ClassifierDetector, mask_text
 
