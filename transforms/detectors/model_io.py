@@ -108,7 +108,8 @@ def model_state(model: DetectorModel):
         arrays.update({f"{name}.{k}": np.asarray(v) for k, v in a.items()})
     if model.lm_head is not None:
         arrays.update({k: np.asarray(v) for k, v in model.lm_head.get_state(f"{LM_FAMILY}.").items()})
-        params[LM_FAMILY] = {"features": list(LM_FEATURES), "head": "standardise, logistic regression with sign-bounded coefficients"}
+        params[LM_FAMILY] = {"features": list(LM_FEATURES),
+                             "head": "standardise, logistic regression with sign-bounded coefficients"}
     ep, ea = model.ensemble.get_state()
     arrays.update({f"ensemble.{k}": np.asarray(v) for k, v in ea.items()})
     for k, v in arrays.items():
