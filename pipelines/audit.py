@@ -365,7 +365,8 @@ def share_estimate(model, counts, human_reference=None):
             # documents outside the fit: known copies (machine) and, when anchored, the anchor (human)
             fitted = rest - (dated_total if name == "anchored" else 0)
             scaled = {k: round((known + est[k] * fitted) / total, 4)
-                      for k in ("value", "low", "high", "sampling_low", "sampling_high")}
+                      for k in ("value", "low", "high", "sampling_low", "sampling_high", "mixture", "tail")
+                      if est.get(k) is not None}
             by_reference[name] = {
                 **est, **scaled, "documents": int(total), "fitted_documents": est["documents"],
                 "known_output_copies": int(known), "anchor_documents": int(anchor.sum()) if name == "anchored" else 0,

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 from corpus_audit.transforms.detectors.share import (MIN_ANCHOR, ShareReference, anchored_error, build_reference,
-                                                      fit_mixture, held_out_errors, probit_counts,
-                                                      source_balanced_weights)
+                                                      combine_estimates, fit_mixture, held_out_errors,
+                                                      held_out_intervals, probit_counts, source_balanced_weights,
+                                                      tail_share)
 from corpus_audit.transforms.detectors.weights import choose_weights, combine
 
 
@@ -114,8 +115,10 @@ def test_anchor_holds_on_a_domain_whose_scores_sit_elsewhere(domain_reference, s
 
 def test_anchored_error_widens_with_the_share_and_round_trips(domain_reference):
     ref, checks = domain_reference
-    floor, relative = ref.anchored_error
-    assert (floor, relative) == anchored_error(checks["anchored"]) and 0 <= floor < 0.05 and relative > 0
+    assert ref.anchored_error == anchored_error(checks["anchored"])
+    assert set(ref.anchored_error) == {"mixture", "tail", "combined"}
+    floor, relative = ref.anchored_error["combined"]
+    assert 0 <= floor < 0.05 and relative > 0
     assert ref.widening(0.5, anchored=True) > ref.widening(0.05, anchored=True) > 0
     params, arrays = ref.get_state("share.fast.")
     back = ShareReference.from_state(params, arrays, "share.fast.")
@@ -185,3 +188,50 @@ def test_missing_lm_uses_the_fast_stack_and_its_calibration():
     from sklearn.metrics import roc_auc_score
 
     assert roc_auc_score(y[full], with_lm[full]) > roc_auc_score(y[full], fast_only[full]) + 0.05
+
+
+def _probit(rng, n_human, n_machine, gap):
+    from scipy.special import ndtr
+
+    return ndtr(np.r_[rng.normal(0, 1, n_human), rng.normal(gap, 1, n_machine)])
+
+
+@pytest.mark.parametrize("share", [0.0, 0.2, 0.5])
+def test_tail_share_reads_the_share_from_the_anchor_alone(share):
+    """No machine reference: only the shortfall of the crawl's low tail against the anchor."""
+    rng = np.random.default_rng(int(share * 100) + 21)
+    k = int(share * 4000)
+    crawl, anchor = _probit(rng, 4000 - k, k, 3.0), _probit(rng, 1000, 0, 0)
+    assert abs(tail_share(probit_counts(crawl), probit_counts(anchor)) - share) < 0.05
+    assert tail_share(probit_counts(crawl), probit_counts(anchor[:5])) is None  # too few to bound
+
+
+def test_combination_follows_the_better_estimate_and_corrects_a_mismatched_machine_reference(domain_reference):
+    """Machine text 4 probit units above its human text where the development data's sits 2
+    above: the mixture reads it wrong, the tail does not, and the combination is nearer."""
+    ref, _ = domain_reference
+    rng = np.random.default_rng(22)
+    crawl, anchor = _probit(rng, 2000, 2000, 4.0), _probit(rng, 400, 0, 0)
+    est = ref.anchored_estimate(probit_counts(crawl), probit_counts(anchor))
+    assert abs(est["tail"] - 0.5) < 0.05 < abs(est["mixture"] - 0.5), est
+    assert abs(est["value"] - 0.5) < abs(est["mixture"] - 0.5) and est["low"] <= 0.5 <= est["high"]
+    errors = {"mixture": (0.01, 0.5), "tail": (0.06, 0.4)}
+    near_zero, _ = combine_estimates({"mixture": 0.0, "tail": 0.06}, errors)
+    high, se = combine_estimates({"mixture": 0.5, "tail": 0.3}, errors)
+    assert near_zero < 0.005 and 0.3 < high < 0.4 and se < 0.2  # the tail's floor rules at 0, not at 0.5
+    assert combine_estimates({"mixture": 0.2, "tail": None}, errors)[0] == 0.2
+
+
+def test_held_out_intervals_measure_each_source_with_the_others_errors():
+    """A source the others cannot describe gets their (narrow) interval and is missed; one whose
+    neighbours include that source gets a wide interval: coverage is not measured in-sample."""
+    rows = []
+    for src, bias in (("a", 0.0), ("b", 0.01), ("c", 0.3)):
+        for share in (0.0, 0.2, 0.5):
+            est = share + bias * (share > 0)
+            rows.append({"source": src, "share": share, "estimate": est, "mixture": est, "tail": est,
+                         "sampling_low": est, "sampling_high": est})
+    out = {(r["source"], r["share"]): r for r in held_out_intervals(rows, anchored=True)}
+    c, a = out[("c", 0.5)], out[("a", 0.5)]
+    assert not c["low"] <= 0.5 <= c["high"] and a["low"] <= 0.5 <= a["high"]
+    assert a["high"] - a["low"] > 3 * (c["high"] - c["low"])

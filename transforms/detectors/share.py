@@ -23,6 +23,17 @@ seen-pages index before the cut-off), their scores are the human reference of th
 domains (the anchor), and the machine reference is the development data's machine scores
 measured from their own source's human median, placed at the anchor's median
 (`anchored_estimate`; measured in EVALUATION.md, "anchored").
+
+That mixture still assumes the development data's machine text sits as far above its human
+text as the crawl's does, and an unseen generator does not: held out, the fit reads 0.8 for a
+true 0.5 on one source and 0.25 on another. The anchor alone bounds the share without any
+machine reference: the crawl's human part is (1 - a) times the anchor's distribution, so in
+the most human-looking tail, where machine text is rare, the crawl holds at most (1 - a) times
+the anchor's mass (`tail_share`, the mixture proportion estimate of Blanchard et al. 2010 with
+the threshold chosen as in Garg et al. 2021's best-bin estimate). It needs no machine
+reference but is noisy on small anchors, so the two are combined by the inverse of their
+error variances measured on held-out sources, each error a floor plus a part proportional to
+the share.
 """
 from __future__ import annotations
 
@@ -96,6 +107,36 @@ def _median(counts):
     return float(Z_CENTRES[int(np.searchsorted(np.cumsum(c), c.sum() / 2.0))])
 
 
+def tail_share(counts, anchor, min_anchor=10, delta=0.05):
+    """Machine share implied by the crawl's shortfall in the anchor's low tail: 1 - F(t) / H(t)
+    for the cumulative crawl and anchor fractions F, H below the bin edge t whose upper
+    confidence bound of that ratio is lowest (edges with fewer than `min_anchor` anchor
+    documents below are not tried)."""
+    c, h = np.asarray(counts, dtype=np.float64), np.asarray(anchor, dtype=np.float64)
+    nc, nh = c.sum(), h.sum()
+    if nc == 0 or nh < min_anchor:
+        return None
+    F, H, below = np.cumsum(c) / nc, np.cumsum(h) / nh, np.cumsum(h)
+    slack_c, slack_h = (np.sqrt(np.log(4 / delta) / (2 * n)) for n in (nc, nh))
+    tried = np.flatnonzero(below >= min_anchor)
+    upper = (F[tried] + slack_c) / np.maximum(H[tried] - slack_h, 1e-9)
+    best = tried[int(np.argmin(upper))]
+    return float(np.clip(1.0 - F[best] / H[best], 0.0, 1.0))
+
+
+def combine_estimates(values, errors):
+    """(value, standard error): the estimates weighted by the inverse of their error variances,
+    floor ** 2 + (relative * share) ** 2, evaluated at the mixture's own value (the first)."""
+    names = [k for k in values if values[k] is not None and k in errors]
+    if not names:
+        return None, None
+    at = values[names[0]]
+    var = {k: max(errors[k][0] ** 2 + (errors[k][1] * at) ** 2, 1e-8) for k in names}
+    w = {k: 1.0 / var[k] for k in names}
+    value = sum(w[k] * values[k] for k in names) / sum(w.values())
+    return float(value), float(np.sqrt(1.0 / sum(w.values())))
+
+
 def source_offsets(scores, y, sources):
     """Source-balanced histogram (probit bins, centred on 0) of machine scores measured from
     the median human score of their own source: how far machine text sits above the human text
@@ -127,8 +168,12 @@ class ShareReference:
         self.shift = float(shift)
         self.method = method
         self.offsets = None if offsets is None else np.asarray(offsets, dtype=np.float64)
-        # (rms error at a true share of 0, rms relative error above 0) of the anchored estimate
-        self.anchored_error = None if anchored_error is None else tuple(float(e) for e in anchored_error)
+        # per estimate (mixture, tail, combined): (rms error at a true share of 0, rms relative
+        # error above 0) on held-out sources; a bare pair is a mixture-only model's
+        if anchored_error is not None and not isinstance(anchored_error, dict):
+            anchored_error = {"mixture": anchored_error, "combined": anchored_error}
+        self.anchored_error = None if anchored_error is None else {
+            k: tuple(float(e) for e in v) for k, v in anchored_error.items()}
 
     @classmethod
     def from_scores(cls, scores, y, weights=None, n_bins=32, shift=0.0):
@@ -145,7 +190,7 @@ class ShareReference:
         """Half-width added in quadrature to the sampling interval: the measured error on unseen
         sources (for the anchored fit, a floor at 0 growing in proportion to the share)."""
         if anchored:
-            floor, relative = self.anchored_error or (0.0, 0.0)
+            floor, relative = (self.anchored_error or {}).get("combined", (0.0, 0.0))
             return Z_95 * float(np.hypot(floor, relative * value))
         return Z_95 * self.shift
 
@@ -186,25 +231,30 @@ class ShareReference:
             machine[:move] = centred[-move:]
             machine[0] += centred[:-move].sum()
         a, lo, hi, _ = fit_mixture(counts, human, machine)
-        # The offsets' mismatch with an unseen domain scales with the machine part.
-        floor, relative = self.anchored_error or (0.0, 0.0)
-        widen = self.widening(a, anchored=True)
-        low, high = a - np.hypot(a - lo, widen), a + np.hypot(hi - a, widen)
-        return {"value": round(a, 4), "low": round(max(0.0, low), 4), "high": round(min(1.0, high), 4),
-                "method": f"anchored-mixture-mle: maximum-likelihood mixture of this crawl's own "
-                          f"pre-cut-off documents ({int(anchor.sum())}, the human reference of its "
-                          f"domains) and the development data's machine scores placed at their median "
-                          f"({len(Z_CENTRES)} probit bins), 95 % profile-likelihood interval widened by "
-                          f"the measured error on unseen sources ({floor:.3f} rms at 0, {relative:.0%} of "
-                          f"the share above)",
+        tail = tail_share(counts, anchor)
+        errors = self.anchored_error or {}
+        value = combine_estimates({"mixture": a, "tail": tail}, errors)[0] if "tail" in errors else a
+        floor, relative = errors.get("combined", (0.0, 0.0))
+        widen = self.widening(value, anchored=True)
+        low, high = value - np.hypot(a - lo, widen), value + np.hypot(hi - a, widen)
+        return {"value": round(value, 4), "low": round(max(0.0, low), 4), "high": round(min(1.0, high), 4),
+                "method": f"anchored-mixture-mle: this crawl's own pre-cut-off documents "
+                          f"({int(anchor.sum())}) are the human reference of its domains; the share is "
+                          f"the maximum-likelihood mixture of them and the development data's machine "
+                          f"scores placed at their median ({len(Z_CENTRES)} probit bins), combined with "
+                          f"the share implied by the crawl's shortfall in the anchor's low tail, each "
+                          f"weighted by its measured error on unseen sources; 95 % interval from the "
+                          f"combination's measured error ({floor:.3f} rms at 0, {relative:.0%} of the "
+                          f"share above) and the mixture's profile likelihood",
                 "documents": n, "anchor_documents": int(anchor.sum()),
+                "mixture": round(a, 4), "tail": None if tail is None else round(tail, 4),
                 "sampling_low": round(lo, 4), "sampling_high": round(hi, 4)}
 
     def get_state(self, prefix):
         params = {"shift": self.shift, "method": self.method}
         arrays = {f"{prefix}edges": self.edges, f"{prefix}human": self.human, f"{prefix}machine": self.machine}
         if self.offsets is not None:
-            params["anchored_error"] = list(self.anchored_error or (0.0, 0.0))
+            params["anchored_error"] = {k: list(v) for k, v in (self.anchored_error or {}).items()}
             arrays[f"{prefix}offsets"] = self.offsets
         return params, arrays
 
@@ -267,16 +317,53 @@ def held_out_errors(scores, y, sources, shares=(0.0, 0.05, 0.2, 0.5), n=1000, dr
                     est = ref.estimate(mix_counts(ref, ins_s, ins_y, share, n, rng))
                 errors.append(est["value"] - share)
                 rows.append({"source": src, "share": share, "estimate": est["value"],
-                             "low": est["sampling_low"], "high": est["sampling_high"]})
+                             "sampling_low": est["sampling_low"], "sampling_high": est["sampling_high"],
+                             **({"mixture": est["mixture"], "tail": est["tail"]} if anchor else {})})
     rms = float(np.sqrt(np.mean(np.square(errors)))) if errors else 0.0
     return rms, rows
 
 
+def _error_model(rows, key):
+    """(floor, relative) of the variance model floor ** 2 + (relative * share) ** 2 of rows[key]
+    on held-out sources: the floor is the rms error at a true share of 0, the relative part the
+    least-squares fit of the squared errors above it at shares above 0."""
+    rows = [r for r in rows if r.get(key) is not None]
+    share = np.array([r["share"] for r in rows], dtype=np.float64)
+    err2 = np.square(np.array([r[key] for r in rows], dtype=np.float64) - share)
+    floor2 = float(err2[share == 0].mean()) if (share == 0).any() else 0.0
+    s2 = share[share > 0] ** 2
+    relative2 = float(s2 @ (err2[share > 0] - floor2) / (s2 @ s2)) if len(s2) else 0.0
+    return float(np.sqrt(floor2)), float(np.sqrt(max(relative2, 0.0)))
+
+
 def anchored_error(rows):
-    """(rms error at a true share of 0, rms relative error at shares above 0) of held-out rows."""
-    rms = lambda v: float(np.sqrt(np.mean(np.square(v)))) if len(v) else 0.0
-    return (rms([r["estimate"] for r in rows if r["share"] == 0]),
-            rms([(r["estimate"] - r["share"]) / r["share"] for r in rows if r["share"] > 0]))
+    """Error models of held-out anchored rows: of the mixture and the tail estimate, and of
+    their inverse-variance combination under those models (the one the interval uses)."""
+    errors = {k: _error_model(rows, k) for k in ("mixture", "tail")}
+    combined = [{**r, "combined": combine_estimates({k: r[k] for k in ("mixture", "tail")}, errors)[0]}
+                for r in rows]
+    return {**errors, "combined": _error_model(combined, "combined")}
+
+
+def held_out_intervals(rows, anchored):
+    """Rows with the estimate and 95 % interval the shipped method gives a crawl of their source
+    when its error model is measured on the other sources only: the honest coverage."""
+    out = []
+    for src in sorted({r["source"] for r in rows}):
+        other = [r for r in rows if r["source"] != src]
+        if anchored:
+            errors = anchored_error(other)
+            floor, relative = errors["combined"]
+        else:
+            floor, relative = float(np.sqrt(np.mean([(r["estimate"] - r["share"]) ** 2 for r in other]))), 0.0
+        for r in (r for r in rows if r["source"] == src):
+            mix = r["mixture"] if anchored else r["estimate"]
+            value = combine_estimates({"mixture": mix, "tail": r["tail"]}, errors)[0] if anchored else mix
+            widen = Z_95 * float(np.hypot(floor, relative * value))
+            out.append({**r, "estimate": value,
+                        "low": max(0.0, value - np.hypot(mix - r["sampling_low"], widen)),
+                        "high": min(1.0, value + np.hypot(r["sampling_high"] - mix, widen))})
+    return out
 
 
 def build_reference(scores, y, sources, n_bins=32, seed=0):
