@@ -1,11 +1,15 @@
 """Cache the LM detector's features for a deterministic, stratified sample of labelled rows.
 
     python scripts/lm_features.py --data TRAIN.jsonl.gz EXTRA.jsonl.gz --out lm_features.npz \
-        [--n-tokens 128] [--also 64] [--max-rows-per-cell 20] [--threads 2]
+        [--n-tokens 128] [--also 64] [--max-rows-per-cell 20] [--human-per-source 0] \
+        [--extend OLD.npz] [--threads 2]
 
 The LM costs ~1 s per document on one CPU core, so training reads these features by id
 (`train --lm-features`) instead of scoring on the fly. Sample: English human/machine rows (mixed
-dropped); in every (source, domain, label, generator) cell the first K rows by sha1(id). The
+dropped); in every (source, domain, label, generator) cell the first K rows by sha1(id), and
+with --human-per-source H each source's human rows topped up to H (first by sha1(id)), enough
+for the anchored share check of the stack with the LM (it needs 200 per source). --extend
+copies the rows an earlier cache already scored instead of scoring them again. The
 output holds ids and features only (never text: the extra file's texts must not enter the
 repository), written with allow_pickle-free arrays; rows are in sample order (sorted by cell,
 then sha1(id)), so the file is the same bytes for the same inputs.
@@ -22,7 +26,7 @@ from collections import defaultdict
 import numpy as np
 
 
-def sample_rows(paths, k):
+def sample_rows(paths, k, human_per_source=0):
     """Texts as training sees them: the development sources' layout artefacts stripped."""
     from corpus_audit.pipelines.train import strip_layout_artefacts
     from corpus_audit.transforms.detectors.base import to_text
@@ -40,6 +44,12 @@ def sample_rows(paths, k):
     out = []
     for key in sorted(cells):
         out.extend(sorted(cells[key])[:k] if k else sorted(cells[key]))
+    if human_per_source:
+        chosen = {i for _, i, _ in out}
+        for source in sorted({key[0] for key in cells}):
+            humans = sorted(row for key in cells if key[0] == source and key[2] == "human" for row in cells[key])
+            have = sum(1 for _, i, _ in humans if i in chosen)
+            out.extend([row for row in humans if row[1] not in chosen][:max(0, human_per_source - have)])
     return [(i, t) for _, i, t in out], len(cells)
 
 
@@ -50,26 +60,38 @@ def main(argv=None):
     ap.add_argument("--n-tokens", type=int, default=128)
     ap.add_argument("--also", type=int, nargs="*", default=[64], help="shorter prefixes from the same pass")
     ap.add_argument("--max-rows-per-cell", type=int, default=20)
+    ap.add_argument("--human-per-source", type=int, default=0)
+    ap.add_argument("--extend", default=None, help="an earlier cache whose rows are copied, not rescored")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--limit", type=int, default=None, help="first rows of the sample only (smoke tests)")
     a = ap.parse_args(argv)
     from corpus_audit.transforms.detectors.lm import LMScorer
 
-    rows, n_cells = sample_rows(a.data, a.max_rows_per_cell)
+    rows, n_cells = sample_rows(a.data, a.max_rows_per_cell, a.human_per_source)
     if a.limit:
         rows = rows[: a.limit]
-    print(f"{len(rows)} rows from {n_cells} cells", file=sys.stderr, flush=True)
+    old = {}
+    if a.extend:
+        with np.load(a.extend, allow_pickle=False) as z:
+            old = {k: dict(zip(z["id"].tolist(), z[k])) for k in z.files if k != "id"}
+    todo = [(i, t) for i, t in rows if not old or i not in old[next(iter(old))]]
+    print(f"{len(rows)} rows from {n_cells} cells, {len(todo)} to score", file=sys.stderr, flush=True)
     scorer = LMScorer(n_tokens=a.n_tokens, n_threads=a.threads)
     feats, t0, step = defaultdict(list), time.perf_counter(), 50
-    for s in range(0, len(rows), step):
-        for k, v in scorer.features([t for _, t in rows[s: s + step]], also_n=a.also).items():
+    for s in range(0, len(todo), step):
+        for k, v in scorer.features([t for _, t in todo[s: s + step]], also_n=a.also).items():
             feats[k].append(v)
-        done = min(s + step, len(rows))
+        done = min(s + step, len(todo))
         dt = time.perf_counter() - t0
-        print(f"  {done}/{len(rows)} {done / dt:.2f} docs/s, eta {(len(rows) - done) * dt / done / 60:.1f} min",
+        print(f"  {done}/{len(todo)} {done / dt:.2f} docs/s, eta {(len(todo) - done) * dt / done / 60:.1f} min",
               file=sys.stderr, flush=True)
+    new = {k: dict(zip([i for i, _ in todo], np.concatenate(v))) for k, v in feats.items()}
+    keys = sorted(new or old)
+    if old and new and set(old) != set(new):
+        raise SystemExit(f"--extend {a.extend}: its columns {sorted(old)} differ from this run's {keys}")
     arrays = {"id": np.array([i for i, _ in rows], dtype=str)}
-    arrays.update({k: np.concatenate(v) for k, v in sorted(feats.items())})
+    arrays.update({k: np.array([new.get(k, {}).get(i, old.get(k, {}).get(i)) for i, _ in rows], dtype=np.float64)
+                   for k in keys})
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     tmp = a.out + ".tmp.npz"
     np.savez(tmp, **arrays)

@@ -124,6 +124,13 @@ def tail_share(counts, anchor, min_anchor=10, delta=0.05):
     return float(np.clip(1.0 - F[best] / H[best], 0.0, 1.0))
 
 
+def widened(value, centre, sampling_low, sampling_high, widen):
+    """(low, high) in [0, 1]: the sampling interval around `centre` moved to `value` and
+    widened in quadrature by the half-width `widen`."""
+    return (max(0.0, value - float(np.hypot(centre - sampling_low, widen))),
+            min(1.0, value + float(np.hypot(sampling_high - centre, widen))))
+
+
 def combine_estimates(values, errors):
     """(value, standard error): the estimates weighted by the inverse of their error variances,
     floor ** 2 + (relative * share) ** 2, evaluated at the mixture's own value (the first)."""
@@ -168,8 +175,8 @@ class ShareReference:
         self.shift = float(shift)
         self.method = method
         self.offsets = None if offsets is None else np.asarray(offsets, dtype=np.float64)
-        # per estimate (mixture, tail, combined): (rms error at a true share of 0, rms relative
-        # error above 0) on held-out sources; a bare pair is a mixture-only model's
+        # per estimate (mixture, tail, combined): (floor, relative) of its error on held-out
+        # sources (`_error_model`); a bare pair is a mixture-only model's
         if anchored_error is not None and not isinstance(anchored_error, dict):
             anchored_error = {"mixture": anchored_error, "combined": anchored_error}
         self.anchored_error = None if anchored_error is None else {
@@ -201,10 +208,8 @@ class ShareReference:
         if n == 0:
             return None
         a, lo, hi, _ = fit_mixture(counts, self.human, self.machine)
-        widen = self.widening(a)
-        low = a - np.hypot(a - lo, widen)
-        high = a + np.hypot(hi - a, widen)
-        return {"value": round(a, 4), "low": round(max(0.0, low), 4), "high": round(min(1.0, high), 4),
+        low, high = widened(a, a, lo, hi, self.widening(a))
+        return {"value": round(a, 4), "low": round(low, 4), "high": round(high, 4),
                 "method": f"{self.method}: maximum-likelihood mixture of human and machine reference "
                           f"histograms of the combined detector score ({len(self.edges) + 1} bins), "
                           f"95 % profile-likelihood interval widened by the measured error on unseen "
@@ -235,9 +240,8 @@ class ShareReference:
         errors = self.anchored_error or {}
         value = combine_estimates({"mixture": a, "tail": tail}, errors)[0] if "tail" in errors else a
         floor, relative = errors.get("combined", (0.0, 0.0))
-        widen = self.widening(value, anchored=True)
-        low, high = value - np.hypot(a - lo, widen), value + np.hypot(hi - a, widen)
-        return {"value": round(value, 4), "low": round(max(0.0, low), 4), "high": round(min(1.0, high), 4),
+        low, high = widened(value, a, lo, hi, self.widening(value, anchored=True))
+        return {"value": round(value, 4), "low": round(low, 4), "high": round(high, 4),
                 "method": f"anchored-mixture-mle: this crawl's own pre-cut-off documents "
                           f"({int(anchor.sum())}) are the human reference of its domains; the share is "
                           f"the maximum-likelihood mixture of them and the development data's machine "
@@ -359,10 +363,9 @@ def held_out_intervals(rows, anchored):
         for r in (r for r in rows if r["source"] == src):
             mix = r["mixture"] if anchored else r["estimate"]
             value = combine_estimates({"mixture": mix, "tail": r["tail"]}, errors)[0] if anchored else mix
-            widen = Z_95 * float(np.hypot(floor, relative * value))
-            out.append({**r, "estimate": value,
-                        "low": max(0.0, value - np.hypot(mix - r["sampling_low"], widen)),
-                        "high": min(1.0, value + np.hypot(r["sampling_high"] - mix, widen))})
+            low, high = widened(value, mix, r["sampling_low"], r["sampling_high"],
+                                Z_95 * float(np.hypot(floor, relative * value)))
+            out.append({**r, "estimate": value, "low": low, "high": high})
     return out
 
 
