@@ -235,3 +235,33 @@ def test_held_out_intervals_measure_each_source_with_the_others_errors():
     c, a = out[("c", 0.5)], out[("a", 0.5)]
     assert not c["low"] <= 0.5 <= c["high"] and a["low"] <= 0.5 <= a["high"]
     assert a["high"] - a["low"] > 3 * (c["high"] - c["low"])
+
+
+def _write_pass_counts(stack, ref, crawl, anchor):
+    """The counters the audit's write pass keeps for one stack (audit.share_estimate reads them)."""
+    both = np.r_[crawl, anchor]
+    out = {f"share_bin.{stack}.{i}": c for i, c in enumerate(ref.counts(both))}
+    out.update({f"share_bin.anchor.{stack}.{i}": c for i, c in enumerate(probit_counts(anchor))})
+    out.update({f"share_bin.dated_rest.{stack}.{i}": c for i, c in enumerate(probit_counts(crawl))})
+    return out
+
+
+def test_the_audit_reports_the_anchored_stack_that_erred_less_not_the_narrower(domain_reference):
+    """The LM stack scores fewer documents, so its interval is wider; when its anchored fit
+    erred less on held-out sources it is still the one reported."""
+    from types import SimpleNamespace
+
+    from corpus_audit.pipelines.audit import share_estimate
+
+    ref, _ = domain_reference
+    fast = ShareReference.from_state(*ref.get_state("p."), "p.")
+    fast.anchored_error = {k: (1.3 * f, 1.3 * r) for k, (f, r) in ref.anchored_error.items()}
+    rng = np.random.default_rng(31)
+    anchor = _probit(rng, 300, 0, 0)
+    counts = {**_write_pass_counts("fast", fast, _probit(rng, 3000, 1000, 2.0), anchor),
+              **_write_pass_counts("full", ref, _probit(rng, 75, 25, 2.0), anchor), "share_bin.known.0": 0}
+    est = share_estimate(SimpleNamespace(ensemble=SimpleNamespace(share={"fast": fast, "full": ref})), counts)
+    by = est["by_stack"]
+    assert by["fast"]["reference"] == by["full"]["reference"] == "anchored"
+    assert by["full"]["high"] - by["full"]["low"] > by["fast"]["high"] - by["fast"]["low"]
+    assert est["stack"] == "with the LM" and est["value"] == by["full"]["value"]
