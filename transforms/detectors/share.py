@@ -26,14 +26,14 @@ measured from their own source's human median, placed at the anchor's median
 
 That mixture still assumes the development data's machine text sits as far above its human
 text as the crawl's does, and an unseen generator does not: held out, the fit reads 0.8 for a
-true 0.5 on one source and 0.25 on another. The anchor alone bounds the share without any
+true 0.5 on one source and 0.25 on another. The anchor alone gives the share without any
 machine reference: the crawl's human part is (1 - a) times the anchor's distribution, so in
-the most human-looking tail, where machine text is rare, the crawl holds at most (1 - a) times
-the anchor's mass (`tail_share`, the mixture proportion estimate of Blanchard et al. 2010 with
-the threshold chosen as in Garg et al. 2021's best-bin estimate). It needs no machine
-reference but is noisy on small anchors, so the two are combined by the inverse of their
-error variances measured on held-out sources, each error a floor plus a part proportional to
-the share.
+the most human-looking tail, where machine text is rare, the crawl holds (1 - a) times the
+anchor's mass and little more (`tail_share`, the mixture proportion estimate of Blanchard et
+al. 2010 with the threshold chosen as in Garg et al. 2021's best-bin estimate). It needs no
+machine reference but is noisy on small anchors, so the two are combined by the inverse of
+their error variances measured on held-out sources, each error a floor plus a part
+proportional to the share.
 """
 from __future__ import annotations
 
