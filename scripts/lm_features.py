@@ -66,18 +66,22 @@ def main(argv=None):
     ap.add_argument("--limit", type=int, default=None, help="first rows of the sample only (smoke tests)")
     a = ap.parse_args(argv)
     from corpus_audit.transforms.detectors.lm import LMScorer
+    from corpus_audit.transforms.detectors.model_io import LM_FEATURES
 
     rows, n_cells = sample_rows(a.data, a.max_rows_per_cell, a.human_per_source)
     if a.limit:
         rows = rows[: a.limit]
-    old = {}
-    if a.extend:
+    keys = sorted(k + sfx for k in LM_FEATURES for sfx in ["", *(f"_{n}" for n in a.also)])
+    scored = {}  # column -> id -> value, from --extend and then from this run
+    if a.extend:  # checked before the slow pass: its columns must be this run's
         with np.load(a.extend, allow_pickle=False) as z:
-            old = {k: dict(zip(z["id"].tolist(), z[k])) for k in z.files if k != "id"}
-    todo = [(i, t) for i, t in rows if not old or i not in old[next(iter(old))]]
+            if sorted(k for k in z.files if k != "id") != keys:
+                raise SystemExit(f"--extend {a.extend}: its columns {sorted(z.files)} are not this run's {keys}")
+            scored = {k: dict(zip(z["id"].tolist(), z[k])) for k in keys}
+    todo = [(i, t) for i, t in rows if i not in scored.get(keys[0], {})]
     print(f"{len(rows)} rows from {n_cells} cells, {len(todo)} to score", file=sys.stderr, flush=True)
-    scorer = LMScorer(n_tokens=a.n_tokens, n_threads=a.threads)
     feats, t0, step = defaultdict(list), time.perf_counter(), 50
+    scorer = LMScorer(n_tokens=a.n_tokens, n_threads=a.threads) if todo else None
     for s in range(0, len(todo), step):
         for k, v in scorer.features([t for _, t in todo[s: s + step]], also_n=a.also).items():
             feats[k].append(v)
@@ -85,13 +89,10 @@ def main(argv=None):
         dt = time.perf_counter() - t0
         print(f"  {done}/{len(todo)} {done / dt:.2f} docs/s, eta {(len(todo) - done) * dt / done / 60:.1f} min",
               file=sys.stderr, flush=True)
-    new = {k: dict(zip([i for i, _ in todo], np.concatenate(v))) for k, v in feats.items()}
-    keys = sorted(new or old)
-    if old and new and set(old) != set(new):
-        raise SystemExit(f"--extend {a.extend}: its columns {sorted(old)} differ from this run's {keys}")
+    for k, v in feats.items():
+        scored.setdefault(k, {}).update(zip([i for i, _ in todo], np.concatenate(v)))
     arrays = {"id": np.array([i for i, _ in rows], dtype=str)}
-    arrays.update({k: np.array([new.get(k, {}).get(i, old.get(k, {}).get(i)) for i, _ in rows], dtype=np.float64)
-                   for k in keys})
+    arrays.update({k: np.array([scored[k][i] for i, _ in rows], dtype=np.float64) for k in keys})
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     tmp = a.out + ".tmp.npz"
     np.savez(tmp, **arrays)

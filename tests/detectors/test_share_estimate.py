@@ -190,18 +190,12 @@ def test_missing_lm_uses_the_fast_stack_and_its_calibration():
     assert roc_auc_score(y[full], with_lm[full]) > roc_auc_score(y[full], fast_only[full]) + 0.05
 
 
-def _probit(rng, n_human, n_machine, gap):
-    from scipy.special import ndtr
-
-    return ndtr(np.r_[rng.normal(0, 1, n_human), rng.normal(gap, 1, n_machine)])
-
-
 @pytest.mark.parametrize("share", [0.0, 0.2, 0.5])
 def test_tail_share_reads_the_share_from_the_anchor_alone(share):
     """No machine reference: only the shortfall of the crawl's low tail against the anchor."""
     rng = np.random.default_rng(int(share * 100) + 21)
     k = int(share * 4000)
-    crawl, anchor = _probit(rng, 4000 - k, k, 3.0), _probit(rng, 1000, 0, 0)
+    crawl, anchor = _scores(rng, 4000 - k, k, 3.0)[0], _scores(rng, 1000, 0, 0)[0]
     assert abs(tail_share(probit_counts(crawl), probit_counts(anchor)) - share) < 0.05
     assert tail_share(probit_counts(crawl), probit_counts(anchor[:5])) is None  # too few to bound
 
@@ -211,7 +205,7 @@ def test_combination_follows_the_better_estimate_and_corrects_a_mismatched_machi
     above: the mixture reads it wrong, the tail does not, and the combination is nearer."""
     ref, _ = domain_reference
     rng = np.random.default_rng(22)
-    crawl, anchor = _probit(rng, 2000, 2000, 4.0), _probit(rng, 400, 0, 0)
+    crawl, anchor = _scores(rng, 2000, 2000, 4.0)[0], _scores(rng, 400, 0, 0)[0]
     est = ref.anchored_estimate(probit_counts(crawl), probit_counts(anchor))
     assert abs(est["tail"] - 0.5) < 0.05 < abs(est["mixture"] - 0.5), est
     assert abs(est["value"] - 0.5) < abs(est["mixture"] - 0.5) and est["low"] <= 0.5 <= est["high"]
@@ -257,9 +251,9 @@ def test_the_audit_reports_the_anchored_stack_that_erred_less_not_the_narrower(d
     fast = ShareReference.from_state(*ref.get_state("p."), "p.")
     fast.anchored_error = {k: (1.3 * f, 1.3 * r) for k, (f, r) in ref.anchored_error.items()}
     rng = np.random.default_rng(31)
-    anchor = _probit(rng, 300, 0, 0)
-    counts = {**_write_pass_counts("fast", fast, _probit(rng, 3000, 1000, 2.0), anchor),
-              **_write_pass_counts("full", ref, _probit(rng, 75, 25, 2.0), anchor), "share_bin.known.0": 0}
+    anchor = _scores(rng, 300, 0, 0)[0]
+    counts = {**_write_pass_counts("fast", fast, _scores(rng, 3000, 1000, 2.0)[0], anchor),
+              **_write_pass_counts("full", ref, _scores(rng, 75, 25, 2.0)[0], anchor), "share_bin.known.0": 0}
     est = share_estimate(SimpleNamespace(ensemble=SimpleNamespace(share={"fast": fast, "full": ref})), counts)
     by = est["by_stack"]
     assert by["fast"]["reference"] == by["full"]["reference"] == "anchored"

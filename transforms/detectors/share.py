@@ -116,7 +116,8 @@ def tail_share(counts, anchor, min_anchor=10, delta=0.05):
     nc, nh = c.sum(), h.sum()
     if nc == 0 or nh < min_anchor:
         return None
-    F, H, below = np.cumsum(c) / nc, np.cumsum(h) / nh, np.cumsum(h)
+    below = np.cumsum(h)
+    F, H = np.cumsum(c) / nc, below / nh
     slack_c, slack_h = (np.sqrt(np.log(4 / delta) / (2 * n)) for n in (nc, nh))
     tried = np.flatnonzero(below >= min_anchor)
     upper = (F[tried] + slack_c) / np.maximum(H[tried] - slack_h, 1e-9)
@@ -129,6 +130,21 @@ def widened(value, centre, sampling_low, sampling_high, widen):
     widened in quadrature by the half-width `widen`."""
     return (max(0.0, value - float(np.hypot(centre - sampling_low, widen))),
             min(1.0, value + float(np.hypot(sampling_high - centre, widen))))
+
+
+def half_width(error, value):
+    """95 % half-width of an error model (floor, relative) at an estimated share."""
+    floor, relative = error
+    return Z_95 * float(np.hypot(floor, relative * value))
+
+
+def anchored_interval(mixture, tail, sampling_low, sampling_high, errors):
+    """(value, low, high) of the anchored estimate: the mixture and the tail combined under
+    `errors` (the mixture alone for a model without a tail error), widened by the
+    combination's error."""
+    value = combine_estimates({"mixture": mixture, "tail": tail}, errors)[0] if "tail" in errors else mixture
+    return (value, *widened(value, mixture, sampling_low, sampling_high,
+                            half_width(errors.get("combined", (0.0, 0.0)), value)))
 
 
 def combine_estimates(values, errors):
@@ -197,9 +213,8 @@ class ShareReference:
         """Half-width added in quadrature to the sampling interval: the measured error on unseen
         sources (for the anchored fit, a floor at 0 growing in proportion to the share)."""
         if anchored:
-            floor, relative = (self.anchored_error or {}).get("combined", (0.0, 0.0))
-            return Z_95 * float(np.hypot(floor, relative * value))
-        return Z_95 * self.shift
+            return half_width((self.anchored_error or {}).get("combined", (0.0, 0.0)), value)
+        return half_width((self.shift, 0.0), value)
 
     def estimate(self, counts):
         """{value, low, high, method, documents, sampling_low, sampling_high} from bin counts."""
@@ -238,9 +253,8 @@ class ShareReference:
         a, lo, hi, _ = fit_mixture(counts, human, machine)
         tail = tail_share(counts, anchor)
         errors = self.anchored_error or {}
-        value = combine_estimates({"mixture": a, "tail": tail}, errors)[0] if "tail" in errors else a
+        value, low, high = anchored_interval(a, tail, lo, hi, errors)
         floor, relative = errors.get("combined", (0.0, 0.0))
-        low, high = widened(value, a, lo, hi, self.widening(value, anchored=True))
         return {"value": round(value, 4), "low": round(low, 4), "high": round(high, 4),
                 "method": f"anchored-mixture-mle: this crawl's own pre-cut-off documents "
                           f"({int(anchor.sum())}) are the human reference of its domains; the share is "
@@ -357,14 +371,16 @@ def held_out_intervals(rows, anchored):
         other = [r for r in rows if r["source"] != src]
         if anchored:
             errors = anchored_error(other)
-            floor, relative = errors["combined"]
         else:
-            floor, relative = float(np.sqrt(np.mean([(r["estimate"] - r["share"]) ** 2 for r in other]))), 0.0
+            shift = float(np.sqrt(np.mean([(r["estimate"] - r["share"]) ** 2 for r in other])))
         for r in (r for r in rows if r["source"] == src):
-            mix = r["mixture"] if anchored else r["estimate"]
-            value = combine_estimates({"mixture": mix, "tail": r["tail"]}, errors)[0] if anchored else mix
-            low, high = widened(value, mix, r["sampling_low"], r["sampling_high"],
-                                Z_95 * float(np.hypot(floor, relative * value)))
+            if anchored:
+                value, low, high = anchored_interval(r["mixture"], r["tail"], r["sampling_low"],
+                                                     r["sampling_high"], errors)
+            else:
+                value = r["estimate"]
+                low, high = widened(value, value, r["sampling_low"], r["sampling_high"],
+                                    half_width((shift, 0.0), value))
             out.append({**r, "estimate": value, "low": low, "high": high})
     return out
 
