@@ -67,19 +67,21 @@ def existing_outputs(output_dir):
     return found
 
 
-def lm_tier_on(settings):
-    """Whether the audit runs the LM pass: an LM mode, and a model with the LM family."""
-    if settings.lm.mode == "off" or not settings.detectors:
-        return False
-    return load_detector_model(settings.detectors).has_lm
+def lm_tier_on(settings, model):
+    """Whether the audit runs the LM pass: an LM mode, and a model (the loaded `settings.detectors`)
+    with the LM family."""
+    return settings.lm.mode != "off" and model is not None and model.has_lm
 
 
-def build_pipeline(p, shards, output_dir, staging_dir, settings, index=None, progress_tally=None, seen=None):
+def build_pipeline(p, shards, output_dir, staging_dir, settings, index=None, progress_tally=None, seen=None,
+                   model=None):
     """The audit graph. `shards` is the sorted list of input paths; `index` is
     (directory, manifest) of the known-output index, or None; `progress_tally` is the
     driver's progress file when the workers share its machine; `seen` is (parts to read,
-    SeenPlan) of the seen-pages index, or None."""
+    SeenPlan) of the seen-pages index, or None; `model` the driver's copy of the detector model
+    (loaded from `settings.detectors` when not given: workers load their own)."""
     cfg = settings.minhash
+    model = model if model is not None else load_detector_model(settings.detectors)
     n = len(shards)
     entries, side = None, {}
     if index:
@@ -147,7 +149,7 @@ def build_pipeline(p, shards, output_dir, staging_dir, settings, index=None, pro
                  | "KnownOutputMatches" >> known_outputs.KnownOutputMatches(
                      settings.partitions, settings.similarity_threshold, settings.containment_threshold))
         annotations = (annotations, known) | "AllAnnotations" >> beam.Flatten()
-    if lm_tier_on(settings):
+    if lm_tier_on(settings, model):
         lm = ({"staged": stage[shard_pass.STAGED], "annotations": annotations}
               | "JoinAnnotationsForLM" >> shuffle_check.CountedCoGroupByKey()
               | "ScoreRepresentatives" >> beam.ParDo(lm_pass.ScoreRepresentatives(
@@ -208,8 +210,10 @@ def seen_summary(counts, seen, settings):
             "cutoff": plan.cutoff.isoformat(), "similarity_threshold": settings.similarity_threshold}
 
 
-def summarise(counts, shards, settings, seconds, index=None, human_reference=None):
-    """audit.json: what was read, written, dropped and clustered, and the invariant."""
+def summarise(counts, shards, settings, seconds, index=None, human_reference=None, model=None):
+    """audit.json: what was read, written, dropped and clustered, and the invariant; `model` is the
+    loaded `settings.detectors` (loaded here when not given)."""
+    model = model if model is not None else load_detector_model(settings.detectors)
     dead_by_reason = {k.split(".", 1)[1]: v for k, v in sorted(counts.items())
                       if k.startswith("dead_letter.")}
     skipped = {k[len("skipped_"):]: v for k, v in sorted(counts.items()) if k.startswith("skipped_")}
@@ -261,7 +265,6 @@ def summarise(counts, shards, settings, seconds, index=None, human_reference=Non
         "documents_per_second": round(read / seconds, 1) if seconds > 0 else None,
     }
     scored = counts.get("likelihood_scored", 0)
-    model = load_detector_model(settings.detectors) if settings.detectors else None
     summary["synthetic"] = {
         "detector_version": model.detector_version if model else None,
         "prior": settings.prior,
@@ -483,7 +486,7 @@ def run_audit(settings, beam_args):
     runner = make_runner(options)  # an endpoint that does not answer fails before the run dir is touched
     model = load_detector_model(settings.detectors)  # so does a model that cannot be read
     human_reference = load_human_reference(settings.human_reference, model)  # or an unusable reference run
-    if lm_tier_on(settings):  # or an LM tier whose runtime cannot score
+    if lm_tier_on(settings, model):  # or an LM tier whose runtime cannot score
         from corpus_audit.transforms.detectors.lm import check_runtime
 
         check_runtime(settings.lm.tokens)
@@ -500,7 +503,8 @@ def run_audit(settings, beam_args):
             try:
                 with beam.Pipeline(runner=runner, options=options) as p:
                     counts_path = build_pipeline(p, shards, output_dir, staging_dir, settings, index,
-                                                 progress_tally=progress.path if progress else None, seen=seen)
+                                                 progress_tally=progress.path if progress else None, seen=seen,
+                                                 model=model)
             except Exception as exc:
                 failure = _seen_failure(exc)
                 if failure is not None:
@@ -508,7 +512,7 @@ def run_audit(settings, beam_args):
                 raise
         shuffles = shuffle_check.check(p.result)
         counts = json.loads(_read_text(counts_path))
-        summary = summarise(counts, shards, settings, time.monotonic() - start, index, human_reference)
+        summary = summarise(counts, shards, settings, time.monotonic() - start, index, human_reference, model)
         summary["seen"] = seen_summary(counts, seen, settings)
         summary["shuffles"] = shuffles
         summary["run_id"] = settings.run_id

@@ -52,9 +52,9 @@ def fix_data_stream_flush_race():
         return
     unlocked_write = stream.write
 
-    def write(self, b):
+    def write(self, b, nested=False):  # the signature of coders.stream.OutputStream.write
         with self._flush_lock:
-            unlocked_write(self, b)
+            unlocked_write(self, b, nested)
 
     stream.write = write
     stream._corpus_audit_locked_write = True

@@ -140,7 +140,12 @@ def featurize_stateless(texts, log=None):
 def load_lm_features(path, rows, n_tokens=LM_TOKENS):
     """{lm_*: array aligned with rows}, NaN for rows the cache (scripts/lm_features.py) lacks."""
     with np.load(path, allow_pickle=False) as z:
-        suffix = "" if n_tokens == 128 else f"_{n_tokens}"
+        # the prefix length of the unsuffixed columns (caches before it was recorded: 128)
+        base_n = int(z["n_tokens"][0]) if "n_tokens" in z.files else 128
+        suffix = "" if n_tokens == base_n else f"_{n_tokens}"
+        if LM_FEATURES[0] + suffix not in z.files:
+            raise ValueError(f"{path}: LM features over {base_n} tokens and no {LM_FEATURES[0] + suffix} "
+                             f"column; training takes them over {n_tokens}")
         index = {str(i): j for j, i in enumerate(z["id"])}
         cols = {k: z[k + suffix].astype(np.float64) for k in LM_FEATURES}
     at = np.array([index.get(str(r.get("id")), -1) for r in rows])

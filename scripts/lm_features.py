@@ -11,8 +11,9 @@ with --human-per-source H each source's human rows topped up to H (first by sha1
 for the anchored share check of the stack with the LM (it needs 200 per source). --extend
 copies the rows an earlier cache already scored instead of scoring them again. The
 output holds ids and features only (never text: the extra file's texts must not enter the
-repository), written with allow_pickle-free arrays; rows are in sample order (sorted by cell,
-then sha1(id)), so the file is the same bytes for the same inputs.
+repository) and the prefix length of the unsuffixed columns (`n_tokens`), written with
+allow_pickle-free arrays; rows are in sample order (sorted by cell, then sha1(id)), so the file
+is the same bytes for the same inputs.
 """
 import argparse
 import gzip
@@ -75,8 +76,12 @@ def main(argv=None):
     scored = {}  # column -> id -> value, from --extend and then from this run
     if a.extend:  # checked before the slow pass: its columns must be this run's
         with np.load(a.extend, allow_pickle=False) as z:
-            if sorted(k for k in z.files if k != "id") != keys:
+            if sorted(k for k in z.files if k not in ("id", "n_tokens")) != keys:
                 raise SystemExit(f"--extend {a.extend}: its columns {sorted(z.files)} are not this run's {keys}")
+            if "n_tokens" not in z.files or int(z["n_tokens"][0]) != a.n_tokens:
+                raise SystemExit(f"--extend {a.extend}: scored over "
+                                 f"{int(z['n_tokens'][0]) if 'n_tokens' in z.files else 'an unrecorded number of'} "
+                                 f"tokens, this run over {a.n_tokens}")
             scored = {k: dict(zip(z["id"].tolist(), z[k])) for k in keys}
     todo = [(i, t) for i, t in rows if i not in scored.get(keys[0], {})]
     print(f"{len(rows)} rows from {n_cells} cells, {len(todo)} to score", file=sys.stderr, flush=True)
@@ -91,7 +96,7 @@ def main(argv=None):
               file=sys.stderr, flush=True)
     for k, v in feats.items():
         scored.setdefault(k, {}).update(zip([i for i, _ in todo], np.concatenate(v)))
-    arrays = {"id": np.array([i for i, _ in rows], dtype=str)}
+    arrays = {"id": np.array([i for i, _ in rows], dtype=str), "n_tokens": np.array([a.n_tokens])}
     arrays.update({k: np.array([scored[k][i] for i, _ in rows], dtype=np.float64) for k in keys})
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     tmp = a.out + ".tmp.npz"

@@ -79,14 +79,17 @@ def test_demo_finds_the_pasted_and_copied_known_outputs(demo_out):
     assert os.path.exists(out / "known_outputs_index" / "index.json")
 
 
-def test_same_input_gives_identical_parquet_and_worker_count_does_not_matter(demo_out, tmp_path):
+def test_same_input_gives_identical_parquet_and_worker_count_and_mode_do_not_matter(demo_out, tmp_path):
     out, _ = demo_out
-    again, two = tmp_path / "again", tmp_path / "two"
+    again, two, threads = tmp_path / "again", tmp_path / "two", tmp_path / "threads"
     run_cli("demo", "--output", tmp_path, "--run-id", "again", "--quiet")
     run_cli("demo", "--output", tmp_path, "--run-id", "two", "--quiet",
             "--direct_running_mode=multi_processing", "--direct_num_workers=2")
+    # worker threads share the runner's in-process data streams (their writes pass `nested`)
+    run_cli("demo", "--output", tmp_path, "--run-id", "threads", "--quiet",
+            "--direct_running_mode=multi_threading", "--direct_num_workers=2")
     names = sorted(os.path.basename(f) for f in glob.glob(str(out / "*.parquet")))
-    for other in (again, two):
+    for other in (again, two, threads):
         assert sorted(os.path.basename(f) for f in glob.glob(str(other / "*.parquet"))) == names
         for name in names:
             assert pq.read_table(out / name).equals(pq.read_table(other / name)), name

@@ -137,3 +137,37 @@ def test_shorter_window_from_the_same_pass(scorer, human_texts):
     short = LMScorer(n_tokens=16, n_threads=1).features(human_texts)
     _equal({k: both[k + "_16"] for k in FEATURES}, short)
     assert not np.array_equal(both["lm_logprob"], both["lm_logprob_16"])
+
+
+def test_training_reads_the_cached_lm_columns_of_its_own_prefix_length_and_refuses_others(tmp_path):
+    from corpus_audit.pipelines.train import load_lm_features
+
+    cols = {f: np.array([1.0, 2.0]) for f in FEATURES}
+    cols.update({f"{f}_128": np.array([3.0, 4.0]) for f in FEATURES})
+    path = tmp_path / "lm.npz"
+    np.savez(path, id=np.array(["a", "b"]), n_tokens=np.array([256]), **cols)
+    rows = [{"id": "b"}, {"id": "c"}]
+    at_128 = load_lm_features(path, rows, n_tokens=128)
+    assert at_128[FEATURES[0]][0] == 4.0 and math.isnan(at_128[FEATURES[0]][1])
+    assert load_lm_features(path, rows, n_tokens=256)[FEATURES[0]][0] == 2.0
+    with pytest.raises(ValueError, match="over 256 tokens"):
+        load_lm_features(path, rows, n_tokens=64)
+
+
+def test_the_lm_cache_is_not_extended_from_a_cache_scored_over_other_prefixes(tmp_path):
+    import importlib.util
+    import os
+
+    spec = importlib.util.spec_from_file_location(
+        "lm_features", os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "lm_features.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    data = tmp_path / "d.jsonl.gz"
+    with gzip.open(data, "wt", encoding="utf-8") as f:
+        f.write(json.dumps({"id": "x", "text": "Some words here.", "label": "human", "language": "en",
+                            "source": "s", "domain": "d", "generator": None}) + "\n")
+    old = tmp_path / "old.npz"
+    np.savez(old, id=np.array(["x"]), n_tokens=np.array([64]), **{f: np.array([0.0]) for f in FEATURES})
+    with pytest.raises(SystemExit, match="over 64 tokens, this run over 128"):
+        script.main(["--data", str(data), "--out", str(tmp_path / "new.npz"), "--also", "--extend", str(old)])
+    assert not (tmp_path / "new.npz").exists()
