@@ -486,9 +486,10 @@ def run_audit(settings, beam_args):
     runner = make_runner(options)  # an endpoint that does not answer fails before the run dir is touched
     model = load_detector_model(settings.detectors)  # so does a model that cannot be read
     human_reference = load_human_reference(settings.human_reference, model)  # or an unusable reference run
-    if lm_tier_on(settings, model):  # or an LM tier whose runtime cannot score
-        from corpus_audit.transforms.detectors.lm import check_runtime
+    if lm_tier_on(settings, model):  # or an LM tier that reads other prefixes than its head, or cannot score
+        from corpus_audit.transforms.detectors.lm import check_runtime, check_tokens
 
+        check_tokens(settings.lm.tokens, (model.meta.get("lm") or {}).get("n_tokens"))
         check_runtime(settings.lm.tokens)
     seen = open_seen_index(settings)  # and a seen index that cannot be used
     prepare_run_dir(output_dir, settings.overwrite, settings.progress)

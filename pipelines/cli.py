@@ -132,7 +132,8 @@ def _add_audit_args(ap):
     det.add_argument("--lm-sample-rate", type=float, default=LMOptions.sample_rate,
                      help="share of documents the LM scores with --lm-detector sample (default %(default)s)")
     det.add_argument("--lm-tokens", type=int, default=LMOptions.tokens,
-                     help="tokens per document the LM reads; the shipped model was trained at 128")
+                     help="tokens per document the LM reads; must be those the model's LM head was trained "
+                          "on (the shipped model: %(default)s)")
     det.add_argument("--lm-threads", type=int, default=None,
                      help="CPU threads per worker for the LM (default: the worker's cores)")
     det.add_argument("--lm-gpu-layers", type=int, default=0,

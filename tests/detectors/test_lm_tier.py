@@ -63,7 +63,7 @@ def lm_runs(tmp_path_factory, real_texts):
     write_jsonl(work / "in.jsonl", rows)
     for mode in ("off", "all"):
         proc = run_cli("audit", "--input", work / "in.jsonl", "--output", work, "--run-id", mode, "--quiet",
-                       "--lm-detector", mode, "--lm-tokens", "64")
+                       "--lm-detector", mode)
         (work / f"{mode}.summary").write_text(proc.stdout)
     return work
 
@@ -93,14 +93,14 @@ def test_all_mode_scores_every_representative_gives_it_to_members_and_moves_the_
     assert read_audit(lm_runs / "off")["synthetic"]["share_estimate"]["by_stack"].keys() == {"fast"}
     lm_line = [ln for ln in (lm_runs / "all.summary").read_text().splitlines() if ln.startswith("LM detector")]
     assert len(lm_line) == 1
-    assert "every document, first 64 tokens: 12 documents scored, 1 given their cluster" in lm_line[0]
+    assert "every document, first 128 tokens: 12 documents scored, 1 given their cluster" in lm_line[0]
     assert "with the LM the share reads" in lm_line[0] and "over the 13 documents it covers" in lm_line[0]
     assert "LM detector" not in (lm_runs / "off.summary").read_text()
 
 
 def test_lm_columns_are_byte_identical_across_runs_and_workers(lm_runs, tmp_path):
     run_cli("audit", "--input", lm_runs / "in.jsonl", "--output", tmp_path, "--run-id", "two", "--quiet",
-            "--lm-detector", "all", "--lm-tokens", "64",
+            "--lm-detector", "all",
             "--direct_running_mode=multi_processing", "--direct_num_workers=2")
     a = sorted(glob.glob(os.path.join(run_path(lm_runs / "all"), "documents-*.parquet")))
     b = sorted(glob.glob(os.path.join(run_path(tmp_path / "two"), "documents-*.parquet")))
@@ -130,4 +130,13 @@ def test_an_lm_runtime_that_cannot_score_is_exit_2_before_any_work(tmp_path, rea
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("corpus-audit: the LM detector cannot score")
     assert ("no llama.cpp here" in last) if "ImportError" in fake else ("killed by signal 11" in last)
+    assert not (tmp_path / "out" / "r1").exists()
+
+
+def test_lm_tokens_other_than_the_models_are_exit_2_before_any_work(tmp_path, real_texts):
+    write_jsonl(tmp_path / "in.jsonl", [{"id": "d0", "text": real_texts[0]}])
+    proc = run_cli("audit", "--input", tmp_path / "in.jsonl", "--output", tmp_path / "out", "--run-id", "r1",
+                   "--quiet", "--lm-detector", "all", "--lm-tokens", "64", check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "fitted over 128 tokens, not the 64 of --lm-tokens" in proc.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "out" / "r1").exists()

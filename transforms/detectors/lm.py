@@ -217,6 +217,15 @@ class LMUnavailable(ValueError):
     """The LM tier was asked for and its runtime cannot score: the audit stops before any work."""
 
 
+def check_tokens(tokens, trained):
+    """The statistics of a 64-token prefix are not those of a 128-token one: the LM head and the
+    human reference were fitted on `trained` tokens, and other prefixes would shift every score."""
+    if trained is not None and int(tokens) != int(trained):
+        raise LMUnavailable(f"the detector model's LM statistics were fitted over {trained} tokens, not the "
+                            f"{tokens} of --lm-tokens: use --lm-tokens {trained}, or a model trained on "
+                            f"{tokens}-token statistics")
+
+
 _PROBE = ("import sys\nfrom corpus_audit.transforms.detectors.lm import LMScorer\n"
           "f = LMScorer(n_tokens=int(sys.argv[1]), n_threads=1).features(\n"
           "    ['The river rose in the night, and by morning the lower fields of the farm were under water.'])\n"
