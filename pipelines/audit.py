@@ -342,7 +342,7 @@ def share_estimate(model, counts, human_reference=None):
     counted. With at least MIN_ANCHOR documents dated before the cut-off (plus those of a
     --human-reference run), those are the human reference of the crawl's own domains and the
     rest is fitted against them (`anchored`, measured to hold far better on unseen domains);
-    else against the development data's references. Of the stacks (fast, and with the LM on
+    else against the development data's references, moved to the crawl's own human level. Of the stacks (fast, and with the LM on
     the documents it scored) the anchored one with the smaller measured error is reported,
     else the narrower interval."""
     from corpus_audit.transforms.detectors.share import Z_CENTRES
@@ -358,10 +358,11 @@ def share_estimate(model, counts, human_reference=None):
     dated_total = bins("anchor.fast", len(Z_CENTRES)).sum()  # every stack's dated documents are human
     estimates = {}
     for stack, ref in sorted(model.ensemble.share.items()):
-        dated = bins(f"anchor.{stack}", len(Z_CENTRES))
+        dated, undated = bins(f"anchor.{stack}", len(Z_CENTRES)), bins(f"dated_rest.{stack}", len(Z_CENTRES))
         anchor = dated + extra.get(stack, 0)
-        fits = {"anchored": ref.anchored_estimate(bins(f"dated_rest.{stack}", len(Z_CENTRES)), anchor),
-                "development data": ref.estimate(bins(stack, len(ref.edges) + 1))}
+        fits = {"anchored": ref.anchored_estimate(undated, anchor),
+                "development data": ref.shifted_estimate(dated + undated) if ref.human_offsets is not None
+                else ref.estimate(bins(stack, len(ref.edges) + 1))}
         by_reference = {}
         for name, est in fits.items():
             if est is None or total == 0:

@@ -9,11 +9,12 @@ from corpus_audit.transforms.detectors.share import (MIN_ANCHOR, ShareReference,
 from corpus_audit.transforms.detectors.weights import choose_weights, combine
 
 
-def _scores(rng, n_h, n_m, shift=1.5):
-    """Human scores ~ N(0, 1), machine ~ N(shift, 1) on the probit scale, mapped to (0, 1)."""
+def _scores(rng, n_h, n_m, shift=1.5, machine_sd=1.0):
+    """Human scores ~ N(0, 1), machine ~ N(shift, machine_sd) on the probit scale, mapped to (0, 1)."""
     from scipy.special import ndtr
 
-    return ndtr(np.r_[rng.normal(0, 1, n_h), rng.normal(shift, 1, n_m)]), np.r_[np.zeros(n_h), np.ones(n_m)].astype(int)
+    return (ndtr(np.r_[rng.normal(0, 1, n_h), rng.normal(shift, machine_sd, n_m)]),
+            np.r_[np.zeros(n_h), np.ones(n_m)].astype(int))
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,10 @@ def test_fit_mixture_is_a_maximum():
 
 def test_held_out_errors_and_balanced_weights():
     rng = np.random.default_rng(5)
-    parts = [_scores(rng, 400, 400, shift=1.5 + 0.2 * i) for i in range(3)]
+    # Machine scores spread wider than human ones, as in most development sources: with one shape
+    # for both, the unanchored fit (which also fits the crawl's level) could read human text as
+    # machine text one gap lower.
+    parts = [_scores(rng, 400, 400, shift=1.5 + 0.2 * i, machine_sd=1.3) for i in range(3)]
     s = np.concatenate([p[0] for p in parts])
     y = np.concatenate([p[1] for p in parts])
     src = np.repeat(["a", "b", "c"], 800)
@@ -111,6 +115,25 @@ def test_anchor_holds_on_a_domain_whose_scores_sit_elsewhere(domain_reference, s
     if share < 0.5:
         assert plain["value"] - share > 0.1, plain  # the failure the anchor is for
     assert {"reference", "anchored"} == set(checks) and {r["source"] for r in checks["anchored"]} == {"s0", "s1", "s2", "s3"}
+
+
+@pytest.mark.parametrize("share", [0.0, 0.2, 0.5])
+def test_without_an_anchor_the_shifted_fit_finds_the_domains_level_and_the_share(domain_reference, share):
+    """The same unseen domain without dated documents: fitting its human level together with the
+    share puts the development data's shapes where the crawl's human text sits."""
+    from scipy.special import ndtr
+
+    ref, _ = domain_reference
+    rng = np.random.default_rng(int(share * 100) + 12)
+    k = int(share * 4000)
+    crawl = ndtr(np.r_[rng.normal(1.5, 1, 4000 - k), rng.normal(3.5, 1, k)])
+    est = ref.shifted_estimate(probit_counts(crawl))
+    assert abs(est["value"] - share) < 0.04 and est["sampling_low"] <= share <= est["sampling_high"], est
+    assert abs(est["human_median"] - 1.5) <= 0.2 and est["low"] <= est["value"] <= est["high"]
+    params, arrays = ref.get_state("share.fast.")
+    assert ShareReference.from_state(params, arrays, "share.fast.").shifted_estimate(probit_counts(crawl)) == est
+    old = ShareReference(ref.edges, ref.human, ref.machine, ref.shift, offsets=ref.offsets)  # before 1.4.0
+    assert old.shifted_estimate(probit_counts(crawl)) is None
 
 
 def test_anchored_error_widens_with_the_share_and_round_trips(domain_reference):

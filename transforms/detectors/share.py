@@ -17,7 +17,12 @@ them, added in quadrature.
 
 Domains move the human scores: held out, a source's human texts sit anywhere from -0.4 to +2.5
 on the probit scale, so a crawl of one unseen domain reads as 0 % or 100 % machine whatever its
-true share. Machine text moves with its domain too, and by about the same amount. So when the
+true share. Machine text moves with its domain too, and by about the same amount. So models
+from 1.4.0 fit the crawl's level with the share (`shifted_estimate`): the development data's
+human and machine scores, each measured from its own source's human median, are placed at a
+human median d and (a, d) is the maximum-likelihood pair, the interval profiled over d. It
+cannot tell a domain whose human text reads high from a share of machine text whose shape
+matches; held out, it still errs by tens of points on some sources, and its interval says so. When the
 crawl itself holds documents that predate chat models (a crawl date or a first capture in the
 seen-pages index before the cut-off), their scores are the human reference of that crawl's own
 domains (the anchor), and the machine reference is the development data's machine scores
@@ -50,6 +55,9 @@ Z_CENTRES = np.r_[Z_EDGES[0] - Z_STEP / 2, Z_EDGES[:-1] + Z_STEP / 2, Z_EDGES[-1
 ANCHOR_BANDWIDTH = 0.3  # Gaussian smoothing of the anchor's histogram (probit units)
 OFFSET_BANDWIDTH = 0.15
 MIN_ANCHOR = 100  # fewer pre-cut-off documents leave the anchor's median too uncertain
+# Where the unanchored fit looks for the crawl's human median (probit): held out, the
+# development sources' human medians lie between -0.4 and +2.5.
+SHIFT_MOVES = range(int(round(-2.0 / Z_STEP)), int(round(3.0 / Z_STEP)) + 1)
 
 
 def bin_edges(scores, n_bins=32):
@@ -160,10 +168,11 @@ def combine_estimates(values, errors):
     return float(value), float(np.sqrt(1.0 / sum(w.values())))
 
 
-def source_offsets(scores, y, sources):
-    """Source-balanced histogram (probit bins, centred on 0) of machine scores measured from
-    the median human score of their own source: how far machine text sits above the human text
-    of its domain, with the domain's own level taken out."""
+def source_offsets(scores, y, sources, label=1):
+    """Source-balanced histogram (probit bins, centred on 0) of the scores of `label` (1: machine,
+    0: human) measured from the median human score of their own source: how far machine text
+    sits above the human text of its domain (or how human text spreads around its own median),
+    with the domain's own level taken out."""
     from scipy.special import ndtri
 
     s = np.asarray(scores, dtype=np.float64)
@@ -174,9 +183,38 @@ def source_offsets(scores, y, sources):
         h, m = (sources == src) & (y == 0), (sources == src) & (y == 1)
         if h.sum() < 10 or m.sum() < 10:
             continue
-        rel = z[m] - np.median(z[h])
-        out += np.bincount(np.searchsorted(Z_EDGES, rel, side="right"), minlength=len(out)) / m.sum()
+        of = m if label == 1 else h
+        rel = z[of] - np.median(z[h])
+        out += np.bincount(np.searchsorted(Z_EDGES, rel, side="right"), minlength=len(out)) / of.sum()
     return out
+
+
+def moved(density, move):
+    """A probit-bin density moved by `move` bins; mass pushed past an end stays in the end bin."""
+    out = np.zeros_like(density)
+    if move >= 0:
+        out[move:] = density[:len(density) - move]
+        out[-1] += density[len(density) - move:].sum()
+    else:
+        out[:move] = density[-move:]
+        out[0] += density[:-move].sum()
+    return out
+
+
+def fit_shifted_mixture(counts, human, machine, moves=SHIFT_MOVES):
+    """(a_hat, low, high, move): counts ~ Multinomial((1 - a) H(. - d) + a M(. - d)) with H and M
+    centred on their own domain's human median and d (`move` bins) the crawl's human median,
+    unknown. a's 95 % interval is from the likelihood profiled over d."""
+    n = np.asarray(counts, dtype=np.float64)
+    profile, at = np.full(len(GRID), -np.inf), np.zeros(len(GRID), dtype=int)
+    for mv in moves:
+        mix = np.outer(1.0 - GRID, _density(moved(human, mv))) + np.outer(GRID, _density(moved(machine, mv)))
+        ll = np.log(mix) @ n
+        better = ll > profile
+        profile[better], at[better] = ll[better], mv
+    best = int(np.argmax(profile))
+    inside = GRID[2.0 * (profile[best] - profile) <= CHI2_95]
+    return float(GRID[best]), float(inside.min()), float(inside.max()), int(at[best])
 
 
 class ShareReference:
@@ -184,13 +222,15 @@ class ShareReference:
     offsets for the anchored fit, and each estimate's measured error on unseen sources."""
 
     def __init__(self, edges, human, machine, shift=0.0, method="mixture-mle", offsets=None,
-                 anchored_error=None):
+                 anchored_error=None, human_offsets=None):
         self.edges = np.asarray(edges, dtype=np.float64)
         self.human = np.asarray(human, dtype=np.float64)
         self.machine = np.asarray(machine, dtype=np.float64)
         self.shift = float(shift)
         self.method = method
         self.offsets = None if offsets is None else np.asarray(offsets, dtype=np.float64)
+        # with them (models from 1.4.0) the unanchored estimate is the shifted mixture
+        self.human_offsets = None if human_offsets is None else np.asarray(human_offsets, dtype=np.float64)
         # per estimate (mixture, tail, combined): (floor, relative) of its error on held-out
         # sources (`_error_model`); a bare pair is a mixture-only model's
         if anchored_error is not None and not isinstance(anchored_error, dict):
@@ -231,25 +271,38 @@ class ShareReference:
                           f"sources ({self.shift:.3f} rms)",
                 "documents": n, "sampling_low": round(lo, 4), "sampling_high": round(hi, 4)}
 
+    def shifted_estimate(self, counts):
+        """The estimate without an anchor from the crawl's probit-bin `counts`: the development
+        data's human and machine scores, each measured from its own source's human median, are
+        placed at the crawl's human median, fitted together with the share. None without
+        offsets (older models: `estimate`)."""
+        counts = np.asarray(counts, dtype=np.float64)
+        n = int(round(counts.sum()))
+        if self.offsets is None or self.human_offsets is None or n == 0:
+            return None
+        a, lo, hi, move = fit_shifted_mixture(counts, _smoothed(self.human_offsets, OFFSET_BANDWIDTH),
+                                              _smoothed(self.offsets, OFFSET_BANDWIDTH))
+        low, high = widened(a, a, lo, hi, self.widening(a))
+        return {"value": round(a, 4), "low": round(low, 4), "high": round(high, 4),
+                "method": f"shifted-mixture-mle: the development data's human and machine scores, each "
+                          f"measured from its own source's human median, placed at the crawl's human "
+                          f"median and fitted with the share by maximum likelihood ({len(Z_CENTRES)} probit "
+                          f"bins); 95 % profile-likelihood interval widened by the measured error on "
+                          f"unseen sources ({self.shift:.3f} rms)",
+                "documents": n, "human_median": round(move * Z_STEP, 2),
+                "sampling_low": round(lo, 4), "sampling_high": round(hi, 4)}
+
     def anchored_estimate(self, counts, anchor):
         """The estimate from the crawl's own human reference: `counts` are the probit-bin counts
         of the documents to fit, `anchor` those of its pre-cut-off documents. None without
         offsets or with fewer than MIN_ANCHOR anchor documents."""
         counts, anchor = np.asarray(counts, dtype=np.float64), np.asarray(anchor, dtype=np.float64)
         n = int(round(counts.sum()))
-        if self.offsets is None or n == 0 or anchor.sum() < MIN_ANCHOR:
+        if self.offsets is None or self.anchored_error is None or n == 0 or anchor.sum() < MIN_ANCHOR:
             return None
         human = _smoothed(anchor, ANCHOR_BANDWIDTH)
         # offsets are centred on the middle bin; move them to the anchor's median
-        move = int(round(_median(anchor) / Z_STEP))
-        centred = _smoothed(self.offsets, OFFSET_BANDWIDTH)
-        machine = np.zeros_like(centred)
-        if move >= 0:
-            machine[move:] = centred[:len(centred) - move]
-            machine[-1] += centred[len(centred) - move:].sum()
-        else:
-            machine[:move] = centred[-move:]
-            machine[0] += centred[:-move].sum()
+        machine = moved(_smoothed(self.offsets, OFFSET_BANDWIDTH), int(round(_median(anchor) / Z_STEP)))
         a, lo, hi, _ = fit_mixture(counts, human, machine)
         tail = tail_share(counts, anchor)
         errors = self.anchored_error or {}
@@ -272,15 +325,19 @@ class ShareReference:
         params = {"shift": self.shift, "method": self.method}
         arrays = {f"{prefix}edges": self.edges, f"{prefix}human": self.human, f"{prefix}machine": self.machine}
         if self.offsets is not None:
-            params["anchored_error"] = {k: list(v) for k, v in (self.anchored_error or {}).items()}
+            if self.anchored_error is not None:
+                params["anchored_error"] = {k: list(v) for k, v in self.anchored_error.items()}
             arrays[f"{prefix}offsets"] = self.offsets
+        if self.human_offsets is not None:
+            arrays[f"{prefix}human_offsets"] = self.human_offsets
         return params, arrays
 
     @classmethod
     def from_state(cls, params, arrays, prefix):
         return cls(arrays[f"{prefix}edges"], arrays[f"{prefix}human"], arrays[f"{prefix}machine"],
                    params.get("shift", 0.0), params.get("method", "mixture-mle"),
-                   arrays.get(f"{prefix}offsets"), params.get("anchored_error"))
+                   arrays.get(f"{prefix}offsets"), params.get("anchored_error"),
+                   arrays.get(f"{prefix}human_offsets"))
 
 
 def source_balanced_weights(y, sources):
@@ -322,6 +379,8 @@ def held_out_errors(scores, y, sources, shares=(0.0, 0.05, 0.2, 0.5), n=1000, dr
         ref = ShareReference.from_scores(s[outside], y[outside],
                                          source_balanced_weights(y[outside], sources[outside]), n_bins)
         ref.offsets = source_offsets(s[outside], y[outside], sources[outside])
+        ref.human_offsets = source_offsets(s[outside], y[outside], sources[outside], label=0)
+        ref.anchored_error = {}  # measured by these rows
         rng = np.random.default_rng(seed)
         ins_s, ins_y = s[inside], y[inside]
         for share in shares:
@@ -332,7 +391,7 @@ def held_out_errors(scores, y, sources, shares=(0.0, 0.05, 0.2, 0.5), n=1000, dr
                     est = ref.anchored_estimate(mix_counts(None, ins_s[crawl], ins_y[crawl], share, n, rng),
                                                 probit_counts(ins_s[humans[:anchor]]))
                 else:
-                    est = ref.estimate(mix_counts(ref, ins_s, ins_y, share, n, rng))
+                    est = ref.shifted_estimate(mix_counts(None, ins_s, ins_y, share, n, rng))
                 errors.append(est["value"] - share)
                 rows.append({"source": src, "share": share, "estimate": est["value"],
                              "sampling_low": est["sampling_low"], "sampling_high": est["sampling_high"],
@@ -394,7 +453,8 @@ def build_reference(scores, y, sources, n_bins=32, seed=0):
     shift, rows = held_out_errors(s[ok], y, sources, n_bins=n_bins, seed=seed)
     _, anchored_rows = held_out_errors(s[ok], y, sources, n_bins=n_bins, seed=seed, anchor=MIN_ANCHOR)
     ref = ShareReference.from_scores(s[ok], y, source_balanced_weights(y, sources), n_bins, shift)
+    ref.offsets = source_offsets(s[ok], y, sources)
+    ref.human_offsets = source_offsets(s[ok], y, sources, label=0)
     if anchored_rows:  # no held-out measurement, no anchored fit
-        ref.offsets = source_offsets(s[ok], y, sources)
         ref.anchored_error = anchored_error(anchored_rows)
     return ref, {"reference": rows, "anchored": anchored_rows}
