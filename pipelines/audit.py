@@ -342,9 +342,9 @@ def share_estimate(model, counts, human_reference=None):
     counted. With at least MIN_ANCHOR documents dated before the cut-off (plus those of a
     --human-reference run), those are the human reference of the crawl's own domains and the
     rest is fitted against them (`anchored`, measured to hold far better on unseen domains);
-    else against the development data's references, moved to the crawl's own human level. Of the stacks (fast, and with the LM on
-    the documents it scored) the anchored one with the smaller measured error is reported,
-    else the narrower interval."""
+    else against the development data's references, moved to the crawl's own human level. Of
+    the stacks (fast, and with the LM on the documents it scored) the anchored one with the
+    smaller measured error is reported, else the narrower interval."""
     from corpus_audit.transforms.detectors.share import Z_CENTRES
 
     if model is None or not model.ensemble.share:

@@ -22,11 +22,11 @@ from 1.4.0 fit the crawl's level with the share (`shifted_estimate`): the develo
 human and machine scores, each measured from its own source's human median, are placed at a
 human median d and (a, d) is the maximum-likelihood pair, the interval profiled over d. It
 cannot tell a domain whose human text reads high from a share of machine text whose shape
-matches; held out, it still errs by tens of points on some sources, and its interval says so. When the
-crawl itself holds documents that predate chat models (a crawl date or a first capture in the
-seen-pages index before the cut-off), their scores are the human reference of that crawl's own
-domains (the anchor), and the machine reference is the development data's machine scores
-measured from their own source's human median, placed at the anchor's median
+matches; held out, it still errs by tens of points on some sources, and its interval says
+so. When the crawl itself holds documents that predate chat models (a crawl date or a first
+capture in the seen-pages index before the cut-off), their scores are the human reference of
+that crawl's own domains (the anchor), and the machine reference is the development data's
+machine scores measured from their own source's human median, placed at the anchor's median
 (`anchored_estimate`; measured in EVALUATION.md, "anchored").
 
 That mixture still assumes the development data's machine text sits as far above its human
