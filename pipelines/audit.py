@@ -73,15 +73,14 @@ def lm_tier_on(settings, model):
     return settings.lm.mode != "off" and model is not None and model.has_lm
 
 
-def build_pipeline(p, shards, output_dir, staging_dir, settings, index=None, progress_tally=None, seen=None,
-                   model=None):
+def build_pipeline(p, shards, output_dir, staging_dir, settings, model, index=None, progress_tally=None,
+                   seen=None):
     """The audit graph. `shards` is the sorted list of input paths; `index` is
     (directory, manifest) of the known-output index, or None; `progress_tally` is the
     driver's progress file when the workers share its machine; `seen` is (parts to read,
-    SeenPlan) of the seen-pages index, or None; `model` the driver's copy of the detector model
-    (loaded from `settings.detectors` when not given: workers load their own)."""
+    SeenPlan) of the seen-pages index, or None; `model` is the driver's copy of the detector
+    model (`settings.detectors` loaded; workers load their own)."""
     cfg = settings.minhash
-    model = model if model is not None else load_detector_model(settings.detectors)
     n = len(shards)
     entries, side = None, {}
     if index:
@@ -210,10 +209,9 @@ def seen_summary(counts, seen, settings):
             "cutoff": plan.cutoff.isoformat(), "similarity_threshold": settings.similarity_threshold}
 
 
-def summarise(counts, shards, settings, seconds, index=None, human_reference=None, model=None):
+def summarise(counts, shards, settings, model, seconds, index=None, human_reference=None):
     """audit.json: what was read, written, dropped and clustered, and the invariant; `model` is the
-    loaded `settings.detectors` (loaded here when not given)."""
-    model = model if model is not None else load_detector_model(settings.detectors)
+    loaded `settings.detectors` (None without detectors)."""
     dead_by_reason = {k.split(".", 1)[1]: v for k, v in sorted(counts.items())
                       if k.startswith("dead_letter.")}
     skipped = {k[len("skipped_"):]: v for k, v in sorted(counts.items()) if k.startswith("skipped_")}
@@ -361,8 +359,7 @@ def share_estimate(model, counts, human_reference=None):
         dated, undated = bins(f"anchor.{stack}", len(Z_CENTRES)), bins(f"dated_rest.{stack}", len(Z_CENTRES))
         anchor = dated + extra.get(stack, 0)
         fits = {"anchored": ref.anchored_estimate(undated, anchor),
-                "development data": ref.shifted_estimate(dated + undated) if ref.human_offsets is not None
-                else ref.estimate(bins(stack, len(ref.edges) + 1))}
+                "development data": ref.unanchored_estimate(bins(stack, len(ref.edges) + 1), dated + undated)}
         by_reference = {}
         for name, est in fits.items():
             if est is None or total == 0:
@@ -504,9 +501,8 @@ def run_audit(settings, beam_args):
         with RunProgress(len(shards)) if settings.progress and runner is not None else nullcontext() as progress:
             try:
                 with beam.Pipeline(runner=runner, options=options) as p:
-                    counts_path = build_pipeline(p, shards, output_dir, staging_dir, settings, index,
-                                                 progress_tally=progress.path if progress else None, seen=seen,
-                                                 model=model)
+                    counts_path = build_pipeline(p, shards, output_dir, staging_dir, settings, model, index,
+                                                 progress_tally=progress.path if progress else None, seen=seen)
             except Exception as exc:
                 failure = _seen_failure(exc)
                 if failure is not None:
@@ -514,7 +510,7 @@ def run_audit(settings, beam_args):
                 raise
         shuffles = shuffle_check.check(p.result)
         counts = json.loads(_read_text(counts_path))
-        summary = summarise(counts, shards, settings, time.monotonic() - start, index, human_reference, model)
+        summary = summarise(counts, shards, settings, model, time.monotonic() - start, index, human_reference)
         summary["seen"] = seen_summary(counts, seen, settings)
         summary["shuffles"] = shuffles
         summary["run_id"] = settings.run_id

@@ -137,11 +137,16 @@ def featurize_stateless(texts, log=None):
     return feats
 
 
+def cached_prefix_length(z):
+    """Tokens the unsuffixed columns of an LM feature cache were scored over (caches from
+    before it was recorded: 128, the only length they were made with)."""
+    return int(z["n_tokens"][0]) if "n_tokens" in z.files else 128
+
+
 def load_lm_features(path, rows, n_tokens=LM_TOKENS):
     """{lm_*: array aligned with rows}, NaN for rows the cache (scripts/lm_features.py) lacks."""
     with np.load(path, allow_pickle=False) as z:
-        # the prefix length of the unsuffixed columns (caches before it was recorded: 128)
-        base_n = int(z["n_tokens"][0]) if "n_tokens" in z.files else 128
+        base_n = cached_prefix_length(z)
         suffix = "" if n_tokens == base_n else f"_{n_tokens}"
         if LM_FEATURES[0] + suffix not in z.files:
             raise ValueError(f"{path}: LM features over {base_n} tokens and no {LM_FEATURES[0] + suffix} "

@@ -66,6 +66,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--limit", type=int, default=None, help="first rows of the sample only (smoke tests)")
     a = ap.parse_args(argv)
+    from corpus_audit.pipelines.train import cached_prefix_length
     from corpus_audit.transforms.detectors.lm import LMScorer
     from corpus_audit.transforms.detectors.model_io import LM_FEATURES
 
@@ -78,10 +79,9 @@ def main(argv=None):
         with np.load(a.extend, allow_pickle=False) as z:
             if sorted(k for k in z.files if k not in ("id", "n_tokens")) != keys:
                 raise SystemExit(f"--extend {a.extend}: its columns {sorted(z.files)} are not this run's {keys}")
-            if "n_tokens" not in z.files or int(z["n_tokens"][0]) != a.n_tokens:
-                raise SystemExit(f"--extend {a.extend}: scored over "
-                                 f"{int(z['n_tokens'][0]) if 'n_tokens' in z.files else 'an unrecorded number of'} "
-                                 f"tokens, this run over {a.n_tokens}")
+            if cached_prefix_length(z) != a.n_tokens:
+                raise SystemExit(f"--extend {a.extend}: scored over {cached_prefix_length(z)} tokens, "
+                                 f"this run over {a.n_tokens}")
             scored = {k: dict(zip(z["id"].tolist(), z[k])) for k in keys}
     todo = [(i, t) for i, t in rows if i not in scored.get(keys[0], {})]
     print(f"{len(rows)} rows from {n_cells} cells, {len(todo)} to score", file=sys.stderr, flush=True)

@@ -201,13 +201,13 @@ def moved(density, move):
     return out
 
 
-def fit_shifted_mixture(counts, human, machine, moves=SHIFT_MOVES):
+def fit_shifted_mixture(counts, human, machine):
     """(a_hat, low, high, move): counts ~ Multinomial((1 - a) H(. - d) + a M(. - d)) with H and M
     centred on their own domain's human median and d (`move` bins) the crawl's human median,
     unknown. a's 95 % interval is from the likelihood profiled over d."""
     n = np.asarray(counts, dtype=np.float64)
     profile, at = np.full(len(GRID), -np.inf), np.zeros(len(GRID), dtype=int)
-    for mv in moves:
+    for mv in SHIFT_MOVES:
         mix = np.outer(1.0 - GRID, _density(moved(human, mv))) + np.outer(GRID, _density(moved(machine, mv)))
         ll = np.log(mix) @ n
         better = ll > profile
@@ -292,6 +292,12 @@ class ShareReference:
                 "documents": n, "human_median": round(move * Z_STEP, 2),
                 "sampling_low": round(lo, 4), "sampling_high": round(hi, 4)}
 
+    def unanchored_estimate(self, counts, probit):
+        """The estimate without an anchor from the crawl's bin `counts` (this reference's bins)
+        and `probit` (the same scores in probit bins): the shifted mixture where the model has
+        its offsets, else the plain one."""
+        return self.shifted_estimate(probit) if self.human_offsets is not None else self.estimate(counts)
+
     def anchored_estimate(self, counts, anchor):
         """The estimate from the crawl's own human reference: `counts` are the probit-bin counts
         of the documents to fit, `anchor` those of its pre-cut-off documents. None without
@@ -340,6 +346,20 @@ class ShareReference:
                    arrays.get(f"{prefix}human_offsets"))
 
 
+def _reference(scores, y, sources, n_bins, shift=0.0, anchored_error=None):
+    """Histograms, both offsets and the given errors of labelled scores, source-balanced."""
+    ref = ShareReference.from_scores(scores, y, source_balanced_weights(y, sources), n_bins, shift)
+    ref.offsets = source_offsets(scores, y, sources)
+    ref.human_offsets = source_offsets(scores, y, sources, label=0)
+    ref.anchored_error = anchored_error
+    return ref
+
+
+def _rms(rows):
+    """Root-mean-square error of held-out rows' estimates."""
+    return float(np.sqrt(np.mean([(r["estimate"] - r["share"]) ** 2 for r in rows]))) if rows else 0.0
+
+
 def source_balanced_weights(y, sources):
     """Every (source, label) carries the same total weight: the references describe human and
     machine text across domains, not the size of whichever source is largest."""
@@ -369,18 +389,15 @@ def held_out_errors(scores, y, sources, shares=(0.0, 0.05, 0.2, 0.5), n=1000, dr
     y = np.asarray(y, dtype=int)
     sources = np.asarray(sources).astype(str)
     ok = np.isfinite(s)
-    rows, errors = [], []
+    rows = []
     for src in sorted(set(sources[ok])):
         inside, outside = ok & (sources == src), ok & (sources != src)
         if min((y[inside] == 0).sum(), (y[inside] == 1).sum(), (y[outside] == 0).sum(), (y[outside] == 1).sum()) < 10:
             continue
         if anchor and (y[inside] == 0).sum() < 2 * anchor:
             continue
-        ref = ShareReference.from_scores(s[outside], y[outside],
-                                         source_balanced_weights(y[outside], sources[outside]), n_bins)
-        ref.offsets = source_offsets(s[outside], y[outside], sources[outside])
-        ref.human_offsets = source_offsets(s[outside], y[outside], sources[outside], label=0)
-        ref.anchored_error = {}  # measured by these rows
+        # no error model yet (these rows measure it): intervals are the sampling intervals
+        ref = _reference(s[outside], y[outside], sources[outside], n_bins, anchored_error={})
         rng = np.random.default_rng(seed)
         ins_s, ins_y = s[inside], y[inside]
         for share in shares:
@@ -392,12 +409,10 @@ def held_out_errors(scores, y, sources, shares=(0.0, 0.05, 0.2, 0.5), n=1000, dr
                                                 probit_counts(ins_s[humans[:anchor]]))
                 else:
                     est = ref.shifted_estimate(mix_counts(None, ins_s, ins_y, share, n, rng))
-                errors.append(est["value"] - share)
                 rows.append({"source": src, "share": share, "estimate": est["value"],
                              "sampling_low": est["sampling_low"], "sampling_high": est["sampling_high"],
                              **({"mixture": est["mixture"], "tail": est["tail"]} if anchor else {})})
-    rms = float(np.sqrt(np.mean(np.square(errors)))) if errors else 0.0
-    return rms, rows
+    return _rms(rows), rows
 
 
 def _error_model(rows, key):
@@ -431,7 +446,7 @@ def held_out_intervals(rows, anchored):
         if anchored:
             errors = anchored_error(other)
         else:
-            shift = float(np.sqrt(np.mean([(r["estimate"] - r["share"]) ** 2 for r in other])))
+            shift = _rms(other)
         for r in (r for r in rows if r["source"] == src):
             if anchored:
                 value, low, high = anchored_interval(r["mixture"], r["tail"], r["sampling_low"],
@@ -452,9 +467,5 @@ def build_reference(scores, y, sources, n_bins=32, seed=0):
     y, sources = np.asarray(y, dtype=int)[ok], np.asarray(sources).astype(str)[ok]
     shift, rows = held_out_errors(s[ok], y, sources, n_bins=n_bins, seed=seed)
     _, anchored_rows = held_out_errors(s[ok], y, sources, n_bins=n_bins, seed=seed, anchor=MIN_ANCHOR)
-    ref = ShareReference.from_scores(s[ok], y, source_balanced_weights(y, sources), n_bins, shift)
-    ref.offsets = source_offsets(s[ok], y, sources)
-    ref.human_offsets = source_offsets(s[ok], y, sources, label=0)
-    if anchored_rows:  # no held-out measurement, no anchored fit
-        ref.anchored_error = anchored_error(anchored_rows)
-    return ref, {"reference": rows, "anchored": anchored_rows}
+    errors = anchored_error(anchored_rows) if anchored_rows else None  # not measured: no anchored fit
+    return _reference(s[ok], y, sources, n_bins, shift, errors), {"reference": rows, "anchored": anchored_rows}
