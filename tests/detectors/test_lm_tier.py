@@ -48,6 +48,17 @@ def test_members_take_their_representatives_statistics_once_per_shard():
     assert out[0][1][0] == ANNOTATION_LM
 
 
+def test_sampled_texts_are_read_one_row_group_at_a_time_skipping_groups_without_a_sampled_row(tmp_path):
+    import pyarrow as pa
+
+    from corpus_audit.transforms.detectors.lm_pass import texts_of_rows
+
+    pq.write_table(pa.table({"text": [f"t{i}" for i in range(15)]}), tmp_path / "s.parquet", row_group_size=3)
+    pf = pq.ParquetFile(tmp_path / "s.parquet")
+    assert pf.num_row_groups == 5
+    assert list(texts_of_rows(pf, np.array([1, 2, 9, 14]))) == [["t1", "t2"], ["t9"], ["t14"]]
+
+
 def test_shipped_model_has_the_lm_family_and_share_references():
     model = load_default_model()
     assert model.has_lm and "lm" in model.ensemble.detector_names

@@ -37,6 +37,16 @@ def lm_targets(cols, english, mode, rate):
     return scored, members
 
 
+def texts_of_rows(pf, rows):
+    """The `text` values of sorted `rows`, one list per row group that holds any of them: a
+    sampled audit reads only those groups, and never more than one group's texts at a time."""
+    starts = np.cumsum([0] + [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)])
+    groups = np.searchsorted(starts, rows, side="right") - 1
+    for g in np.unique(groups):
+        local = rows[groups == g] - starts[g]
+        yield pf.read_row_group(int(g), columns=["text"]).column(0).take(pa.array(local)).to_pylist()
+
+
 def lm_from_annotations(n, annotations):
     """{lm_*: float64 array} of one shard, NaN for rows no LM annotation covers."""
     out = {k: np.full(n, np.nan) for k in LM_FEATURES}
@@ -61,6 +71,10 @@ class ScoreRepresentatives(beam.DoFn):
 
         self.scorer = LMScorer(n_tokens=self.lm.tokens, n_threads=self.lm.threads, n_gpu_layers=self.lm.gpu_layers)
 
+    def _score(self, texts):
+        feats = self.scorer.features(texts)
+        return np.column_stack([np.asarray(feats[k], dtype=np.float64) for k in LM_FEATURES])
+
     def process(self, element):
         from corpus_audit.transforms.audit.write_documents import annotation_columns
 
@@ -74,10 +88,8 @@ class ScoreRepresentatives(beam.DoFn):
         english = np.array([c == ENGLISH for c in table.column("language").to_pylist()], dtype=bool)
         scored, members = lm_targets(cols, english, self.lm.mode, self.lm.sample_rate)
         rows = np.flatnonzero(scored)
-        texts = pf.read(columns=["text"]).column(0).take(pa.array(rows)).to_pylist() if len(rows) else []
         if len(rows):
-            feats = self.scorer.features(texts)
-            values = np.column_stack([np.asarray(feats[k], dtype=np.float64) for k in LM_FEATURES])
+            values = np.concatenate([self._score(texts) for texts in texts_of_rows(pf, rows)])
             yield shard, (ANNOTATION_LM, rows, values)
         for i, row in enumerate(rows):
             if cols["cluster_size"][row] > 1:
