@@ -487,7 +487,7 @@ def run_audit(settings, beam_args):
     if lm_tier_on(settings, model):  # or an LM tier that reads other prefixes than its head, or cannot score
         from corpus_audit.transforms.detectors.lm import check_runtime, check_tokens
 
-        check_tokens(settings.lm.tokens, (model.meta.get("lm") or {}).get("n_tokens"))
+        check_tokens(settings.lm.tokens, model.meta.get("lm") or {})
         check_runtime(settings.lm.tokens)
     seen = open_seen_index(settings)  # and a seen index that cannot be used
     prepare_run_dir(output_dir, settings.overwrite, settings.progress)

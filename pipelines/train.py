@@ -28,11 +28,12 @@ import numpy as np
 
 from corpus_audit.transforms.detectors import base
 from corpus_audit.transforms.detectors.ensemble import Ensemble
+from corpus_audit.transforms.detectors.lm import WARMUP_TOKENS
 from corpus_audit.transforms.detectors.model_io import (DETECTOR_CLASSES, DETECTOR_NAMES, LM_FAMILY, LM_FEATURES,
                                                          DetectorModel, load_default_model, load_model,
                                                          save_model)
 
-DETECTOR_VERSION = "1.4.0"
+DETECTOR_VERSION = "1.5.0"
 STATELESS = ("classifier", "stylometry", "wordfreq", "phrases")  # features independent of training data
 CHAT_GENERATORS = ("gpt-3.5-turbo", "gpt-4", "chatgpt (gpt-3.5)", "chatgpt (gpt-3.5), self-edited",
                    "llama-2-70b-chat")
@@ -143,9 +144,17 @@ def cached_prefix_length(z):
     return int(z["n_tokens"][0]) if "n_tokens" in z.files else 128
 
 
+def cached_warmup(z):
+    """Warm-up tokens an LM feature cache's statistics leave out (caches from before: none)."""
+    return int(z["warmup_tokens"][0]) if "warmup_tokens" in z.files else 0
+
+
 def load_lm_features(path, rows, n_tokens=LM_TOKENS):
     """{lm_*: array aligned with rows}, NaN for rows the cache (scripts/lm_features.py) lacks."""
     with np.load(path, allow_pickle=False) as z:
+        if cached_warmup(z) != WARMUP_TOKENS:
+            raise ValueError(f"{path}: LM statistics with {cached_warmup(z)} warm-up tokens left out; the "
+                             f"scorer leaves out {WARMUP_TOKENS}: rescore with scripts/lm_features.py")
         base_n = cached_prefix_length(z)
         suffix = "" if n_tokens == base_n else f"_{n_tokens}"
         if LM_FEATURES[0] + suffix not in z.files:
@@ -297,7 +306,7 @@ def train(data_globs, out_dir, seed: int = 42, lm_features=None) -> dict:
                                "groups": int(len(np.unique(groups))),
                                "lm_scored_rows": 0 if lm is None else int(np.isfinite(lm[LM_FEATURES[0]]).sum())}})
     if lm is not None:
-        model.meta["lm"] = {"n_tokens": LM_TOKENS, "features": list(LM_FEATURES)}
+        model.meta["lm"] = {"n_tokens": LM_TOKENS, "warmup_tokens": WARMUP_TOKENS, "features": list(LM_FEATURES)}
     if transfer is not None:
         model.ensemble.share = transfer["references"]
     model.meta["detector_version"] = _version(model)

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import DETECT
 from corpus_audit.transforms.detectors.base import normalize_text
-from corpus_audit.transforms.detectors.lm import FEATURES, LMScorer, token_features
+from corpus_audit.transforms.detectors.lm import WARMUP_TOKENS, FEATURES, LMScorer, token_features, warmup
 
 N = 32  # short windows keep the module at a few seconds
 
@@ -83,6 +83,18 @@ def test_token_features_match_direct_formulas():
     assert got["lm_logprob_std"] == pytest.approx(np.std(lp))
 
 
+def test_statistics_leave_out_the_warm_up_positions(scorer, human_texts):
+    """The first tokens are predicted from almost no context: a quarter of the prefix, at most
+    WARMUP_TOKENS, is left out, the rule the shipped model's LM head was fitted on."""
+    assert [warmup(m) for m in (8, 40, 128, 256)] == [2, 10, 32, 32] and WARMUP_TOKENS == 32
+    toks = scorer.tokens(human_texts[0])
+    logits, w = scorer._logits(toks), warmup(len(toks))
+    got = scorer.features([human_texts[0]])
+    want = token_features(logits[w:], toks[w + 1:])
+    assert all(got[k][0] == round(want[k], 4) for k in FEATURES), (got, want)
+    assert got["lm_logprob"][0] != round(token_features(logits, toks[1:])["lm_logprob"], 4)
+
+
 def test_deterministic_across_scorers_and_threads(scorer, human_texts):
     a = scorer.features(human_texts)
     two = LMScorer(n_tokens=N, n_threads=2)
@@ -109,7 +121,8 @@ def test_real_text_more_likely_than_shuffled_and_repetition_is_top1(scorer, huma
     real, shuf = scorer.features(human_texts), scorer.features(shuffled)
     assert (real["lm_logprob"] > shuf["lm_logprob"]).all(), (real["lm_logprob"], shuf["lm_logprob"])
     assert (real["lm_rank10"] > shuf["lm_rank10"]).mean() >= 0.8
-    # a repeated sentence: after its first copy (7 of the 31 scored tokens) every token is top-1.
+    # a repeated sentence: after its first copy (7 tokens, most of them in the warm-up) every
+    # token is top-1.
     # (A single repeated word is not: SmolLM2 keeps predicting "-" after "the the the ...".)
     rep = scorer.features(["the cat sat on the mat. " * 40, " ".join("abcdefghijklmnopqrstuvwxyz" * 2)])
     assert (rep["lm_rank1"] > 0.65).all() and (rep["lm_logprob"] > real["lm_logprob"].max() + 1).all(), rep
@@ -145,13 +158,26 @@ def test_training_reads_the_cached_lm_columns_of_its_own_prefix_length_and_refus
     cols = {f: np.array([1.0, 2.0]) for f in FEATURES}
     cols.update({f"{f}_128": np.array([3.0, 4.0]) for f in FEATURES})
     path = tmp_path / "lm.npz"
-    np.savez(path, id=np.array(["a", "b"]), n_tokens=np.array([256]), **cols)
+    np.savez(path, id=np.array(["a", "b"]), n_tokens=np.array([256]), warmup_tokens=np.array([WARMUP_TOKENS]), **cols)
     rows = [{"id": "b"}, {"id": "c"}]
     at_128 = load_lm_features(path, rows, n_tokens=128)
     assert at_128[FEATURES[0]][0] == 4.0 and math.isnan(at_128[FEATURES[0]][1])
     assert load_lm_features(path, rows, n_tokens=256)[FEATURES[0]][0] == 2.0
     with pytest.raises(ValueError, match="over 256 tokens"):
         load_lm_features(path, rows, n_tokens=64)
+    np.savez(path, id=np.array(["a", "b"]), n_tokens=np.array([256]), **cols)  # scored before the warm-up
+    with pytest.raises(ValueError, match="0 warm-up tokens left out"):
+        load_lm_features(path, rows, n_tokens=256)
+
+
+def test_a_model_fitted_on_other_lm_statistics_is_refused():
+    from corpus_audit.transforms.detectors.lm import LMUnavailable, check_tokens
+
+    check_tokens(128, {"n_tokens": 128, "warmup_tokens": WARMUP_TOKENS})
+    with pytest.raises(LMUnavailable, match="not the 64 of --lm-tokens"):
+        check_tokens(64, {"n_tokens": 128, "warmup_tokens": WARMUP_TOKENS})
+    with pytest.raises(LMUnavailable, match="left out 0 warm-up tokens"):
+        check_tokens(128, {"n_tokens": 128})  # a model fitted before the warm-up was left out
 
 
 def test_the_lm_cache_is_not_extended_from_a_cache_scored_over_other_prefixes(tmp_path):
@@ -169,5 +195,8 @@ def test_the_lm_cache_is_not_extended_from_a_cache_scored_over_other_prefixes(tm
     old = tmp_path / "old.npz"
     np.savez(old, id=np.array(["x"]), n_tokens=np.array([64]), **{f: np.array([0.0]) for f in FEATURES})
     with pytest.raises(SystemExit, match="over 64 tokens, this run over 128"):
+        script.main(["--data", str(data), "--out", str(tmp_path / "new.npz"), "--also", "--extend", str(old)])
+    np.savez(old, id=np.array(["x"]), n_tokens=np.array([128]), **{f: np.array([0.0]) for f in FEATURES})
+    with pytest.raises(SystemExit, match="0 warm-up tokens left out"):
         script.main(["--data", str(data), "--out", str(tmp_path / "new.npz"), "--also", "--extend", str(old)])
     assert not (tmp_path / "new.npz").exists()
