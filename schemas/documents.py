@@ -98,9 +98,10 @@ DETECTOR_SCORE_COLUMNS = [
 ]
 LM_COLUMNS = [
     ("lm_logprob", pa.float32(), True,
-     "Language-model tier: mean log-probability of the first N tokens under the packaged small LM; "
-     "null where the LM did not score the document (--lm-detector off, or outside its sample); a "
-     "near-duplicate takes its cluster representative's values, which the LM scored once."),
+     "Language-model tier: mean log-probability of the first N tokens under the packaged small LM, "
+     "their first quarter (at most 32) read as context only; null where the LM did not score the "
+     "document (--lm-detector off, or outside its sample); a near-duplicate takes its cluster "
+     "representative's values, which the LM scored once."),
     ("lm_entropy", pa.float32(), True, "Mean entropy of the LM's next-token distribution over the same tokens."),
     ("lm_curvature", pa.float32(), True,
      "Fast-DetectGPT analytic sampling discrepancy (scoring model = sampling model)."),
