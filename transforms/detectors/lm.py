@@ -33,8 +33,9 @@ Choices, and the measurements behind them (2-core AMD EPYC with AVX-512, shared 
   of their positions.
 
 - No BOS: the GGUF's `tokenizer.ggml.add_bos_token` is false (SmolLM2 was not trained with one),
-  so the first token only serves as context and N tokens give N-1 scored positions. Texts with
-  fewer than `MIN_TOKENS` (8) tokens, empty, None or non-str give NaN (the ensemble's "missing").
+  so the first token only serves as context and N tokens give N-1 positions before the warm-up.
+  Texts with fewer than `MIN_TOKENS` (8) tokens, empty, None or non-str give NaN (the ensemble's
+  "missing").
 - Determinism: llama.cpp's CPU logits were bit-identical for n_threads 1 vs 2, for n_batch 32 vs
   512 and for a 64-token prefix vs the full 128. Features are still rounded to 4 decimals so that
   float noise from another build/CPU cannot flip output bytes; the rounding costs nothing as a
