@@ -29,6 +29,7 @@ import numpy as np
 from corpus_audit.transforms.detectors import base
 from corpus_audit.transforms.detectors.ensemble import Ensemble
 from corpus_audit.transforms.detectors.lm import WARMUP_TOKENS
+from corpus_audit.transforms.detectors.lm_stage import DEFAULT_TOKENS
 from corpus_audit.transforms.detectors.model_io import (DETECTOR_CLASSES, DETECTOR_NAMES, LM_FAMILY, LM_FEATURES,
                                                          DetectorModel, load_default_model, load_model,
                                                          save_model)
@@ -49,7 +50,7 @@ NONNEG_STACK = True
 # 0.899 / 33.9%; grouped CV pooled 0.815 vs 0.792 (the stacker fits the training sources' mix).
 ENSEMBLE_METHOD = "human_reference"
 MIN_CLASS = 10  # scopes with fewer rows of a class are not scored ("–")
-LM_TOKENS = 128  # tokens per document the LM statistics are taken over (lm.py; measured in README)
+LM_TOKENS = DEFAULT_TOKENS  # the audit's --lm-tokens default must be what the head is fitted on (README)
 # The direction in which each LM statistic points to machine text, as zero-shot detection
 # defines it: likelier tokens, log-probs above what the LM itself expects (Fast-DetectGPT's
 # curvature), more top-1 and top-10 hits, lower entropy, a narrower spread of log-probs. The LM
@@ -144,17 +145,19 @@ def cached_prefix_length(z):
     return int(z["n_tokens"][0]) if "n_tokens" in z.files else 128
 
 
-def cached_warmup(z):
-    """Warm-up tokens an LM feature cache's statistics leave out (caches from before: none)."""
-    return int(z["warmup_tokens"][0]) if "warmup_tokens" in z.files else 0
+def check_cached_warmup(z, name):
+    """A cache whose statistics left out another warm-up than the scorer's (caches from before it
+    was recorded left out none) would train a head on other statistics than the audit computes."""
+    warmup = int(z["warmup_tokens"][0]) if "warmup_tokens" in z.files else 0
+    if warmup != WARMUP_TOKENS:
+        raise ValueError(f"{name}: {warmup} warm-up tokens left out, the scorer leaves out {WARMUP_TOKENS}: "
+                         f"rescore with scripts/lm_features.py")
 
 
 def load_lm_features(path, rows, n_tokens=LM_TOKENS):
     """{lm_*: array aligned with rows}, NaN for rows the cache (scripts/lm_features.py) lacks."""
     with np.load(path, allow_pickle=False) as z:
-        if cached_warmup(z) != WARMUP_TOKENS:
-            raise ValueError(f"{path}: LM statistics with {cached_warmup(z)} warm-up tokens left out; the "
-                             f"scorer leaves out {WARMUP_TOKENS}: rescore with scripts/lm_features.py")
+        check_cached_warmup(z, path)
         base_n = cached_prefix_length(z)
         suffix = "" if n_tokens == base_n else f"_{n_tokens}"
         if LM_FEATURES[0] + suffix not in z.files:

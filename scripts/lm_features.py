@@ -12,9 +12,8 @@ for the anchored share check of the stack with the LM (it needs 200 per source).
 copies the rows an earlier cache already scored instead of scoring them again. The
 output holds ids and features only (never text: the extra file's texts must not enter the
 repository), the prefix length of the unsuffixed columns (`n_tokens`) and the warm-up the
-statistics leave out (`warmup_tokens`), written with
-allow_pickle-free arrays; rows are in sample order (sorted by cell, then sha1(id)), so the file
-is the same bytes for the same inputs.
+statistics leave out (`warmup_tokens`), written with allow_pickle-free arrays; rows are in
+sample order (sorted by cell, then sha1(id)), so the file is the same bytes for the same inputs.
 """
 import argparse
 import gzip
@@ -83,7 +82,7 @@ def main(argv=None):
                     help="scoring processes; llama.cpp's second thread adds little, a second process nearly doubles")
     ap.add_argument("--limit", type=int, default=None, help="first rows of the sample only (smoke tests)")
     a = ap.parse_args(argv)
-    from corpus_audit.pipelines.train import cached_prefix_length, cached_warmup
+    from corpus_audit.pipelines.train import cached_prefix_length, check_cached_warmup
     from corpus_audit.transforms.detectors.lm import WARMUP_TOKENS
     from corpus_audit.transforms.detectors.model_io import LM_FEATURES
 
@@ -99,9 +98,10 @@ def main(argv=None):
             if cached_prefix_length(z) != a.n_tokens:
                 raise SystemExit(f"--extend {a.extend}: scored over {cached_prefix_length(z)} tokens, "
                                  f"this run over {a.n_tokens}")
-            if cached_warmup(z) != WARMUP_TOKENS:
-                raise SystemExit(f"--extend {a.extend}: {cached_warmup(z)} warm-up tokens left out, "
-                                 f"this run leaves out {WARMUP_TOKENS}")
+            try:
+                check_cached_warmup(z, f"--extend {a.extend}")
+            except ValueError as exc:
+                raise SystemExit(str(exc)) from None
             scored = {k: dict(zip(z["id"].tolist(), z[k])) for k in keys}
     todo = [(i, t) for i, t in rows if i not in scored.get(keys[0], {})]
     print(f"{len(rows)} rows from {n_cells} cells, {len(todo)} to score", file=sys.stderr, flush=True)

@@ -31,7 +31,6 @@ Choices, and the measurements behind them (2-core AMD EPYC with AVX-512, shared 
   work) 0.743. The mean within-source AUROC moved little (0.781 -> 0.789): the gain is mostly in
   comparing texts across domains, which is what a crawl asks. Short texts keep three quarters
   of their positions.
-
 - No BOS: the GGUF's `tokenizer.ggml.add_bos_token` is false (SmolLM2 was not trained with one),
   so the first token only serves as context and N tokens give N-1 positions before the warm-up.
   Texts with fewer than `MIN_TOKENS` (8) tokens, empty, None or non-str give NaN (the ensemble's
