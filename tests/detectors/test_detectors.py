@@ -296,6 +296,34 @@ def test_token_batch_shares_one_pass_and_hashes_words_case_blind():
     assert tb.h[0] == tb.h[6] == word_hash_array(["the"])[0] and tb.h[1] == word_hash_array(["cat's"])[0]
 
 
+def test_word_hashes_are_the_same_when_threads_build_the_hash_tables_at_once():
+    """The threaded runner's workers share the module: the first tokenisers may build the hash
+    tables concurrently, and none may see them half-built."""
+    import threading
+
+    from corpus_audit.transforms.detectors import base
+
+    texts = ["The cat's 'toy' cost 12 dollars.", "THE Cat"]
+    want = base.tokenize_batch(texts).h
+    for _ in range(5):
+        base._pow_tables.cache_clear()
+        start, got, errors = threading.Barrier(8), [], []
+
+        def tokenise():
+            start.wait()
+            try:
+                got.append(base.tokenize_batch(texts).h)
+            except Exception as exc:  # a half-built table raised KeyError here
+                errors.append(exc)
+
+        threads = [threading.Thread(target=tokenise) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors and len(got) == 8 and all(np.array_equal(h, want) for h in got), errors
+
+
 def test_batched_stylometry_and_wordfreq_equal_one_text_at_a_time(sample_texts):
     from corpus_audit.transforms.detectors.stylometry import StylometryDetector, stylometry_features
     from corpus_audit.transforms.detectors.wordfreq_stats import WordfreqDetector

@@ -7,6 +7,7 @@ separates the classes of the development data by artefact, so no feature may see
 """
 from __future__ import annotations
 
+import functools
 import re
 
 import numpy as np
@@ -265,18 +266,17 @@ class TokenBatch:
 
 
 _HASH_CHUNK = 1 << 18
-_TABLES = {}
 
 
+@functools.lru_cache(maxsize=None)
 def _pow_tables():
-    if not _TABLES:
-        with np.errstate(over="ignore"):
-            _TABLES["pow"] = np.cumprod(np.r_[np.uint64(1), np.full(_HASH_CHUNK, _P, dtype=np.uint64)],
-                                        dtype=np.uint64)
-            inv = np.uint64(pow(int(_P), -1, 1 << 64))
-            _TABLES["pinv"] = np.cumprod(np.r_[np.uint64(1), np.full(_HASH_CHUNK, inv, dtype=np.uint64)],
-                                         dtype=np.uint64)
-    return _TABLES["pow"], _TABLES["pinv"]
+    """(P^j, P^-j) mod 2^64 for j ≤ _HASH_CHUNK, built on first use. Cached as one tuple: with the
+    threaded runner two workers may ask at once, and neither may see half-built tables."""
+    with np.errstate(over="ignore"):
+        powers = np.cumprod(np.r_[np.uint64(1), np.full(_HASH_CHUNK, _P, dtype=np.uint64)], dtype=np.uint64)
+        inv = np.uint64(pow(int(_P), -1, 1 << 64))
+        inverses = np.cumprod(np.r_[np.uint64(1), np.full(_HASH_CHUNK, inv, dtype=np.uint64)], dtype=np.uint64)
+    return powers, inverses
 
 
 def _hash_spans(B, starts, ends):
