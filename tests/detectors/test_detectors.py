@@ -259,6 +259,26 @@ def test_sign_bounded_head_matches_sklearn_when_free_and_zeroes_a_contrary_featu
     assert np.allclose(LinearHead().fit(X, y, signs=[1, -1, 0]).coef, free.coef, atol=1e-3)
 
 
+
+def test_equal_weight_head_trusts_every_statistic_alike_and_fits_only_its_scale():
+    from corpus_audit.transforms.detectors.base import LinearHead
+
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 800)
+    X = np.column_stack([3 * y + rng.standard_normal(800),     # strong on these rows
+                         -0.3 * y + rng.standard_normal(800),  # weak, negative direction
+                         rng.standard_normal(800)])            # noise here
+    fitted = LinearHead().fit(X, y, signs=[1, -1, 1])
+    assert abs(fitted.coef[0]) > 3 * abs(fitted.coef[1])      # a fitted head follows these rows
+    head = LinearHead().fit(X, y, signs=[1, -1, 1], equal=True)
+    assert np.allclose(np.abs(head.coef), abs(head.coef[0])) and head.coef[0] > 0
+    assert np.array_equal(np.sign(head.coef), [1, -1, 1])
+    Z = (X - head.mean) / head.scale
+    order = np.argsort(Z @ np.array([1.0, -1.0, 1.0]), kind="stable")
+    assert np.all(np.diff(head.predict(X)[order]) >= 0)  # ranks by the signed sum, nothing else
+    flipped = LinearHead().fit(X, 1 - y, signs=[1, -1, 1], equal=True)
+    assert np.all(flipped.coef == 0.0)  # data against every direction: no evidence, never inverted
+
 def test_lm_head_never_weights_a_statistic_against_its_zero_shot_direction(split):
     from corpus_audit.transforms.detectors.model_io import LM_FEATURES
 
@@ -267,10 +287,12 @@ def test_lm_head_never_weights_a_statistic_against_its_zero_shot_direction(split
     rng = np.random.default_rng(2)
     lm = {k: rng.standard_normal(len(y)) for k in LM_FEATURES}
     lm["lm_logprob"] += 2 * y
-    lm["lm_entropy"] += 2 * y  # machine text with *higher* entropy: a training-source quirk
+    lm["lm_curvature"] += 2 * y
+    lm["lm_entropy"] += 1 * y  # machine text with *higher* entropy: a training-source quirk
     model, _ = T.fit_model([r["text"] for r in tr], y, [r["group"] for r in tr], seed=1, n_inner=3, lm=lm)
-    coef = dict(zip(LM_FEATURES, model.lm_head.coef))
-    assert coef["lm_logprob"] > 0 and coef["lm_entropy"] == 0.0
+    coef = model.lm_head.coef  # on the standardised statistics
+    assert np.array_equal(np.sign(coef), [T.LM_DIRECTION[k] for k in LM_FEATURES])
+    assert np.allclose(np.abs(coef), abs(coef[0]))
 
 
 def test_masked_classifier_hides_content_words():

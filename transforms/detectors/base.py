@@ -90,9 +90,12 @@ class LinearHead:
         self.mean, self.scale, self.coef = mean, scale, coef
         self.intercept = float(intercept)
 
-    def fit(self, X, y, sample_weight=None, C=1.0, seed=0, signs=None):
+    def fit(self, X, y, sample_weight=None, C=1.0, seed=0, signs=None, equal=False):
         """`signs` (+1 / -1 / 0 per feature) bounds each coefficient to that sign (0: free): a
-        feature whose training-data direction contradicts it gets weight 0 instead of flipping."""
+        feature whose training-data direction contradicts it gets weight 0 instead of flipping.
+        `equal` (with `signs`) fixes the direction to the signs' equal-weight sum of the
+        standardised features and fits only its slope (≥ 0) and the intercept: the training
+        sources choose the scale of the score, not which feature it trusts."""
         X = np.asarray(X, dtype=np.float64)
         w = np.ones(len(X)) if sample_weight is None else np.asarray(sample_weight, float)
         mean = np.average(X, axis=0, weights=w)
@@ -105,6 +108,10 @@ class LinearHead:
             lr = LogisticRegression(C=C, max_iter=2000, random_state=seed)
             lr.fit(Z, y, sample_weight=w)
             self.coef, self.intercept = lr.coef_[0].astype(np.float64), float(lr.intercept_[0])
+        elif equal:
+            d = np.asarray(signs, dtype=np.float64) / np.sqrt(len(signs))
+            slope, self.intercept = _bounded_logistic((Z @ d)[:, None], np.asarray(y, float), w, C, (1,))
+            self.coef = slope[0] * d
         else:
             self.coef, self.intercept = _bounded_logistic(Z, np.asarray(y, float), w, C, signs)
         return self

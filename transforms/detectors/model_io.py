@@ -109,7 +109,8 @@ def model_state(model: DetectorModel):
     if model.lm_head is not None:
         arrays.update({k: np.asarray(v) for k, v in model.lm_head.get_state(f"{LM_FAMILY}.").items()})
         params[LM_FAMILY] = {"features": list(LM_FEATURES),
-                             "head": "standardise, logistic regression with sign-bounded coefficients"}
+                             "head": "standardise; the statistics' equal-weight sum in their zero-shot "
+                                     "directions, its scale and offset by logistic regression"}
     ep, ea = model.ensemble.get_state()
     arrays.update({f"ensemble.{k}": np.asarray(v) for k, v in ea.items()})
     for k, v in arrays.items():
