@@ -472,7 +472,10 @@ def _report(results):
          "human/machine rows only; splits by `group` or by source. Metrics: AUROC, TPR at 1% and 5% FPR "
          "(machine = positive), unweighted over rows; – = fewer than 10 rows of a class. "
          "`chat` = " + ", ".join(CHAT_GENERATORS) + ". `ensemble_fast` is the stack without the LM; "
-         "`ensemble` adds it where LM statistics exist. Leave-one-source-out ensembles use the family "
+         "`ensemble` adds it where LM statistics exist. `z.lm` is the LM's score as the ensemble reads "
+         "it, Phi^-1 of its quantile among the scoring model's human training texts: pooled over "
+         "sources, raw `lm` scores of different fold models sit on different scales. "
+         "Leave-one-source-out ensembles use the family "
          f"weights that scheme chose ({_weights_text(results['weights'])}), calibrated on the other "
          f"sources, at the default prior {results['prior']}.", ""]
     if results.get("share"):
@@ -632,7 +635,10 @@ def evaluate(data_globs, model_dir=None, report_path=None, seed: int = 42, n_fol
     scopes = _scopes(rows)
     lab = np.array([r["label"] for r in rows])
     en_hm = np.flatnonzero(np.array([_trainable(r) for r in rows]))
-    scorers = DETECTOR_NAMES + ([LM_FAMILY] if LM_FAMILY in names else []) + ["ensemble_fast", "ensemble"]
+    # z.lm: the LM's score as the ensemble reads it, its quantile among the scoring model's human
+    # training texts; raw det_lm of different fold models sit on different scales when pooled
+    scorers = DETECTOR_NAMES + ([LM_FAMILY, "z." + LM_FAMILY] if LM_FAMILY in names else []) + \
+        ["ensemble_fast", "ensemble"]
     results = {"data_sha256": sha, "rows": len(rows), "model_version": model.detector_version,
                "scorers": scorers, "prior": DEFAULT_PRIOR, "weights": transfer["weights"],
                "share": _share_table(transfer["share_checks"]), "schemes": {}}
