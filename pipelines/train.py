@@ -55,14 +55,14 @@ LM_TOKENS = DEFAULT_TOKENS  # the audit's --lm-tokens default must be what the h
 # defines it: likelier tokens, log-probs above what the LM itself expects (Fast-DetectGPT's
 # curvature), more top-1 and top-10 hits, lower entropy, a narrower spread of log-probs. The LM
 # head sums the standardised statistics in these directions with equal weights and fits only
-# the sum's slope (>= 0) and intercept (LM_EQUAL), so no training source decides which statistic
-# to trust, nor inverts one (OUTFOX's student essays read likelier than its machine essays).
+# the sum's slope (>= 0) and intercept (`LinearHead.fit(equal=True)`), so no training source
+# decides which statistic to trust, nor inverts one (OUTFOX's student essays read likelier than
+# its machine essays).
 # Leave-one-source-out on the 3,148 LM-scored rows, each score taken as its quantile among the
 # training sources' human texts (as the ensemble takes it), a logistic regression with
 # coefficients bounded to these signs (the head until 1.5.0) read pooled AUROC 0.709 (base models
 # / 2023 chat / 2024 chat 0.735 / 0.802 / 0.636), the equal-weight sum 0.724 (0.783 / 0.801 /
 # 0.646), the mean log-probability alone 0.720.
-LM_EQUAL = True
 LM_DIRECTION = {"lm_logprob": 1, "lm_entropy": -1, "lm_curvature": 1, "lm_rank1": 1, "lm_rank10": 1,
                 "lm_logprob_std": -1}
 LM_SIGNS = tuple(LM_DIRECTION[k] for k in LM_FEATURES)
@@ -216,13 +216,15 @@ def fit_model(texts, y, groups, seed=42, features=None, n_inner=5, meta=None, lo
         X = np.column_stack([lm[k] for k in LM_FEATURES])
         ok = np.all(np.isfinite(X), axis=1)
         if ok.sum() >= MIN_CLASS * 2 and 0 < y[ok].sum() < ok.sum():
+            def head(idx):
+                return base.LinearHead().fit(X[idx], y[idx], w[idx], seed=seed, signs=LM_SIGNS, equal=True)
+
             s = np.full(len(y), np.nan)
             for tr, te in folds:
                 tr, te = tr[ok[tr]], te[ok[te]]
                 if len(te) and 0 < y[tr].sum() < len(tr):
-                    s[te] = base.LinearHead().fit(X[tr], y[tr], w[tr], seed=seed, signs=LM_SIGNS,
-                                                   equal=LM_EQUAL).predict(X[te])
-            lm_head = base.LinearHead().fit(X[ok], y[ok], w[ok], seed=seed, signs=LM_SIGNS, equal=LM_EQUAL)
+                    s[te] = head(tr).predict(X[te])
+            lm_head = head(np.flatnonzero(ok))
             oof[LM_FAMILY], names = s, names + [LM_FAMILY]
     ens = Ensemble(names, nonneg=NONNEG_STACK, method=ENSEMBLE_METHOD, optional=[LM_FAMILY],
                    weights=None if weights is None else {k: weights.get(k, 1.0) for k in names})

@@ -259,7 +259,6 @@ def test_sign_bounded_head_matches_sklearn_when_free_and_zeroes_a_contrary_featu
     assert np.allclose(LinearHead().fit(X, y, signs=[1, -1, 0]).coef, free.coef, atol=1e-3)
 
 
-
 def test_equal_weight_head_trusts_every_statistic_alike_and_fits_only_its_scale():
     from corpus_audit.transforms.detectors.base import LinearHead
 
@@ -278,6 +277,7 @@ def test_equal_weight_head_trusts_every_statistic_alike_and_fits_only_its_scale(
     assert np.all(np.diff(head.predict(X)[order]) >= 0)  # ranks by the signed sum, nothing else
     flipped = LinearHead().fit(X, 1 - y, signs=[1, -1, 1], equal=True)
     assert np.all(flipped.coef == 0.0)  # data against every direction: no evidence, never inverted
+
 
 def test_lm_head_never_weights_a_statistic_against_its_zero_shot_direction(split):
     from corpus_audit.transforms.detectors.model_io import LM_FEATURES

@@ -96,6 +96,8 @@ class LinearHead:
         `equal` (with `signs`) fixes the direction to the signs' equal-weight sum of the
         standardised features and fits only its slope (≥ 0) and the intercept: the training
         sources choose the scale of the score, not which feature it trusts."""
+        if equal and signs is None:
+            raise ValueError("an equal-weight head needs the features' signs")
         X = np.asarray(X, dtype=np.float64)
         w = np.ones(len(X)) if sample_weight is None else np.asarray(sample_weight, float)
         mean = np.average(X, axis=0, weights=w)
