@@ -34,7 +34,7 @@ from corpus_audit.transforms.detectors.model_io import (DETECTOR_CLASSES, DETECT
                                                          DetectorModel, load_default_model, load_model,
                                                          save_model)
 
-DETECTOR_VERSION = "1.6.0"
+DETECTOR_VERSION = "1.7.0"
 STATELESS = ("classifier", "stylometry", "wordfreq", "phrases")  # features independent of training data
 CHAT_GENERATORS = ("gpt-3.5-turbo", "gpt-4", "chatgpt (gpt-3.5)", "chatgpt (gpt-3.5), self-edited",
                    "llama-2-70b-chat")

@@ -137,6 +137,21 @@ def test_default_model_ships_and_loads():
     assert p[0] > 0.5 and 0 <= p[1] <= 1
 
 
+def test_essay_scaffolding_alone_scores_below_one_chat_tell():
+    """Learners are taught "Firstly," and "In conclusion,": an essay built on them must read as
+    less machine-like than a single chat-model tell, and more than a text with no phrase."""
+    from corpus_audit.transforms.detectors.phrases import PhrasesDetector
+
+    det = PhrasesDetector()
+    essay = ("Firstly, young people should travel before university. Secondly, they learn to manage "
+             "money. Moreover, they meet people of other countries. Furthermore, it costs less than "
+             "people think. In conclusion, a year of travel is worth more than a year of study.")
+    tell = "The sample was small, and it is important to note that the results may not hold elsewhere."
+    plain = "The sample was small, and the results may not hold elsewhere."
+    s_essay, s_tell, s_plain = det.predict(det.featurize([essay, tell, plain]))
+    assert s_plain < s_essay < s_tell
+
+
 def test_normalize_text():
     assert normalize_text("  a\n\nb\t c  ") == "a b c"
     assert normalize_text("\u201cquoted\u201d it\u2019s") == "\"quoted\" it's"

@@ -14,12 +14,23 @@ never saw. The ensemble decides how much this score counts.
 | chat_open | text starts "Sure, here's", "Certainly!", "Of course!", "Great question", "Hi there!" | 3.0 |
 | chat_close | "I hope this helps", "Let me know if", "feel free to", "happy to help" | 3.0 |
 | important_note | "it's important to note/remember", "it is worth noting", "it is essential to" | 1.5 |
-| conclusion | "In conclusion,", "In summary,", "Overall,", "Ultimately,", "To sum up" | 1.0 |
+| conclusion | "In conclusion,", "In summary,", "Overall,", "Ultimately,", "To sum up" | 0.25 |
 | markdown | "**bold**", "### heading", "1. **Item**" | 1.0 |
-| connective | "Additionally,", "Furthermore,", "Moreover,", "In addition," | 0.7 |
+| connective | "Additionally,", "Furthermore,", "Moreover,", "In addition," | 0.175 |
 | buzzword | delve, tapestry, testament, intricate, multifaceted, pivotal, showcasing, "plays a crucial role", "in today's fast-paced world", "navigate the complexities" | 0.6 |
-| scaffold | sentences opening "Firstly,", "Secondly,", "Lastly,", "In this essay", "Not only … but also" | 0.5 |
+| scaffold | sentences opening "Firstly,", "Secondly,", "Lastly,", "In this essay", "Not only … but also" | 0.125 |
 | register | comprehensive, crucial, enhance, foster, leverage, robust, streamline, "a wide range of", "shed light on", "paving the way", "strike a balance" | 0.4 |
+
+The three essay-scaffolding categories (conclusion, connective, scaffold) count a quarter of
+their first weights (1.0, 0.7, 0.5) since model 1.7.0. They are how essay writing is taught: of
+the development data's human argumentative essays by language learners (essayforum), 48 % say
+"In conclusion," and 54 % use a connective above, against 2 % of all human texts, so at full
+weight this family put learners' essays among the most machine-like human texts, the people a
+filter must not remove first. Replayed leave-one-source-out on the other families' scores, the
+quarter weights cut the share of those essays above the 99th percentile of human scores from
+36 % to 22 % (fast stack) and raised 2023 chat models' TPR at 1 % FPR with the LM from 39 % to
+44 %, with the fast stack's 2023 AUROC at 0.822 against 0.825; at weight 0 that AUROC fell to
+0.796.
 """
 from __future__ import annotations
 
@@ -44,17 +55,17 @@ CATEGORIES = {
     "important_note": (1.5, r"\bit(?:'s| is) (?:important|worth|crucial|essential|vital) to "
                        r"(?:note|remember|consider|recognize|understand|mention)\b|\bit is worth noting\b|"
                        r"\bit(?:'s| is) essential to\b"),
-    "conclusion": (1.0, r"\b(?:In conclusion|In summary|To summarize|To sum up|Overall|Ultimately|"
+    "conclusion": (0.25, r"\b(?:In conclusion|In summary|To summarize|To sum up|Overall|Ultimately|"
                    r"In essence)\s*,"),
     "markdown": (1.0, r"\*\*[^*]{1,80}\*\*|(?:^| )#{2,4} [A-Z]|\b\d\. \*\*"),
-    "connective": (0.7, r"\b(?:Additionally|Furthermore|Moreover|In addition)\s*,"),
+    "connective": (0.175, r"\b(?:Additionally|Furthermore|Moreover|In addition)\s*,"),
     "buzzword": (0.6, r"\b(?:delve[sd]?|delving|tapestry|testament to|intricate|multifaceted|pivotal|"
                  r"showcas(?:e|es|ed|ing)|underscor(?:e|es|ed|ing)|fostering|realm of|vibrant|"
                  r"seamless(?:ly)?|holistic|invaluable|embark(?:ed|ing)? on|nuanced|"
                  r"plays? an? (?:crucial|vital|significant|pivotal|key|important) role|"
                  r"in today's (?:fast-paced|digital|modern|rapidly)|navigat(?:e|ing) the complexities|"
                  r"a (?:deeper|better) understanding of|valuable insights?|ever-(?:changing|evolving))\b"),
-    "scaffold": (0.5, r"(?:^|[.!?] )(?:Firstly|Secondly|Thirdly|Lastly)\s*,|\bIn this (?:essay|article|paper|post),? I\b|"
+    "scaffold": (0.125, r"(?:^|[.!?] )(?:Firstly|Secondly|Thirdly|Lastly)\s*,|\bIn this (?:essay|article|paper|post),? I\b|"
                  r"\bnot only [^.!?]{1,80}\bbut also\b"),
     "register": (0.4, r"\b(?:comprehensive|crucial|enhanc(?:e|es|ed|ing)|foster(?:s|ed)?|leverag(?:e|es|ed|ing)|"
                  r"robust|streamlin(?:e|es|ed|ing)|a wide (?:range|array|variety) of|sh(?:ed|eds|edding) light on|"
