@@ -43,8 +43,9 @@ HUMAN, HUMAN_EDITED, SYNTHETIC, UNKNOWN = "human", "human_edited", "synthetic", 
 CHATGPT_RELEASE = _dt.datetime(2022, 11, 30)
 MIN_WORDS = 50
 # Chosen on leave-one-source-out likelihoods at the default prior (EVALUATION.md, "Provenance
-# rules"): p ≥ 0.8 called 0.1 % of unseen human texts synthetic; p ≤ 0.1 would have called 56 %
-# of machine texts human, p ≤ 0.01 calls 1.2 %, so a score alone rarely says "human".
+# rules", per model; the README's table gives the shipped one's): p ≥ 0.8 has called at most
+# 0.1 % of unseen human texts synthetic; p ≤ 0.1 would call more than half of the machine texts
+# human, p ≤ 0.01 calls about 1 %, so a score alone rarely says "human".
 HIGH, LOW = 0.8, 0.01
 CONTAINMENT_MIN = 0.3
 
