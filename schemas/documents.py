@@ -108,6 +108,13 @@ LM_COLUMNS = [
     ("lm_rank1", pa.float32(), True, "Share of tokens that are the LM's top-1 prediction."),
     ("lm_rank10", pa.float32(), True, "Share of tokens within the LM's top 10 predictions."),
     ("lm_logprob_std", pa.float32(), True, "Spread (standard deviation) of the token log-probabilities."),
+    ("lm_gain", pa.float32(), True,
+     "Mean of log p(token given its context) - log p-bar(token), p-bar the LM's next-token distribution "
+     "averaged over the document's positions: how much the immediate context adds to the document's "
+     "vocabulary."),
+    ("lm_gain_prior", pa.float32(), True,
+     "Mean of log p(token given its context) - log p(token given no text): the log-probability gained over "
+     "what the LM expects before any text, so rare words of a domain do not read as human."),
     ("det_lm", pa.float32(), True, "The LM family's score from the statistics above: P(machine)."),
 ]
 ENSEMBLE_COLUMNS = [

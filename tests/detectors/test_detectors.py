@@ -310,6 +310,30 @@ def test_lm_head_never_weights_a_statistic_against_its_zero_shot_direction(split
     assert np.allclose(np.abs(coef), abs(coef[0]))
 
 
+def test_a_model_reads_the_lm_statistics_its_head_was_fitted_on(split, tmp_path):
+    """A statistic added after a model was trained (the gains, in 1.7.0) must not break it: the
+    model names the statistics of its LM head and scores those, whatever else the scorer gives."""
+    from corpus_audit.transforms.detectors.base import LinearHead
+    from corpus_audit.transforms.detectors.model_io import DetectorModel, LM_FEATURES, model_state
+
+    tr = split[0][:400]
+    y = np.array([r["label"] == "machine" for r in tr], dtype=int)
+    rng = np.random.default_rng(3)
+    lm = {k: rng.standard_normal(len(y)) + 2 * y for k in LM_FEATURES}
+    model, _ = T.fit_model([r["text"] for r in tr], y, [r["group"] for r in tr], seed=1, n_inner=3, lm=lm)
+    old = LM_FEATURES[:6]
+    h = model.lm_head
+    six = DetectorModel(model.detectors, model.ensemble, model.meta,
+                        LinearHead(h.mean[:6], h.scale[:6], h.coef[:6], h.intercept), old)
+    assert model_state(six)[0]["detectors"]["lm"]["features"] == list(old)
+    six = load_model(save_model(str(tmp_path / "six"), six))
+    assert six.lm_features == old
+    got = six.score_lm(dict(lm, lm_gain=np.full(len(y), np.nan)))  # a column it does not know: ignored
+    want = six.lm_head.predict(np.column_stack([lm[k] for k in old]))
+    assert np.all(np.isfinite(got)) and np.allclose(got, want)
+    assert np.isnan(model.score_lm(dict(lm, lm_gain=np.full(len(y), np.nan)))).all()  # the full head needs it
+
+
 def test_masked_classifier_hides_content_words():
     from corpus_audit.transforms.detectors.classifier import ClassifierDetector, mask_text
 

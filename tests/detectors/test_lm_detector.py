@@ -66,10 +66,12 @@ def test_token_features_match_direct_formulas():
     rng = np.random.default_rng(0)
     z = rng.normal(size=(300, 15)) * 2  # small vocab: every rank 0..14 occurs
     t = rng.integers(0, 15, size=300)
-    got = token_features(z.astype(np.float32), t)
-    lp, mus, vs, ranks = [], [], [], []
+    prior = np.log(rng.dirichlet(np.ones(15)))
+    got = token_features(z.astype(np.float32), t, prior)
+    lp, mus, vs, ranks, ps = [], [], [], [], []
     for row, x in zip(z.astype(np.float32).astype(np.float64), t):
         p = np.exp(row) / np.exp(row).sum()
+        ps.append(p)
         logp = np.log(p)
         lp.append(logp[x])
         mus.append((p * logp).sum())
@@ -81,6 +83,8 @@ def test_token_features_match_direct_formulas():
     assert got["lm_rank1"] == pytest.approx(np.mean(np.array(ranks) == 0))
     assert got["lm_rank10"] == pytest.approx(np.mean(np.array(ranks) < 10))
     assert got["lm_logprob_std"] == pytest.approx(np.std(lp))
+    assert got["lm_gain"] == pytest.approx(np.mean(np.array(lp) - np.log(np.mean(ps, axis=0)[t])))
+    assert got["lm_gain_prior"] == pytest.approx(np.mean(np.array(lp) - prior[t]))
 
 
 def test_statistics_leave_out_the_warm_up_positions(scorer, human_texts):
@@ -90,7 +94,7 @@ def test_statistics_leave_out_the_warm_up_positions(scorer, human_texts):
     toks = scorer.tokens(human_texts[0])
     logits, w = scorer._logits(toks), warmup(len(toks))
     got = scorer.features([human_texts[0]])
-    want = token_features(logits[w:], toks[w + 1:])
+    want = token_features(logits[w:], toks[w + 1:], scorer.prior)
     assert all(got[k][0] == round(want[k], 4) for k in FEATURES), (got, want)
     assert got["lm_logprob"][0] != round(token_features(logits, toks[1:])["lm_logprob"], 4)
 
@@ -121,6 +125,9 @@ def test_real_text_more_likely_than_shuffled_and_repetition_is_top1(scorer, huma
     real, shuf = scorer.features(human_texts), scorer.features(shuffled)
     assert (real["lm_logprob"] > shuf["lm_logprob"]).all(), (real["lm_logprob"], shuf["lm_logprob"])
     assert (real["lm_rank10"] > shuf["lm_rank10"]).mean() >= 0.8
+    # the same words out of order: their vocabulary is the same, what their context adds is gone
+    assert (real["lm_gain"] > shuf["lm_gain"]).all(), (real["lm_gain"], shuf["lm_gain"])
+    assert (real["lm_gain_prior"] > shuf["lm_gain_prior"]).all(), (real["lm_gain_prior"], shuf["lm_gain_prior"])
     # a repeated sentence: after its first copy (7 tokens, most of them in the warm-up) every
     # token is top-1.
     # (A single repeated word is not: SmolLM2 keeps predicting "-" after "the the the ...".)

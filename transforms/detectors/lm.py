@@ -4,7 +4,7 @@ Model: SmolLM2-135M-Instruct as a Q4_1 GGUF, shipped by the PyPI wheel `llm-smol
 loads without pickle); runtime `llama-cpp-python`. Nothing is downloaded.
 
 Per text (after `normalize_text`, first `n_tokens` tokens) we score every token given its prefix,
-leave out the first quarter of the positions (at most `WARMUP_TOKENS`, see below), and return six
+leave out the first quarter of the positions (at most `WARMUP_TOKENS`, see below), and return eight
 features over the rest (float64, rounded to 4 decimals):
 
 - `lm_logprob`      mean log p(x_t | x_<t) of the observed tokens;
@@ -15,6 +15,23 @@ features over the rest (float64, rounded to 4 decimals):
 - `lm_rank1`        share of tokens that are the model's top-1 prediction;
 - `lm_rank10`       share of tokens within the top 10;
 - `lm_logprob_std`  standard deviation of the token log-probs.
+- `lm_gain`         mean of log p(x_t | x_<t) - log p-bar(x_t), p-bar the next-token distribution
+                    averaged over the scored positions: what the immediate context predicts beyond
+                    the document's vocabulary as the LM sees it;
+- `lm_gain_prior`   mean of log p(x_t | x_<t) - log p(x_t | <|im_end|>), the gain over what the LM
+                    predicts with no text (after the end-of-turn token alone).
+
+The two gains take the vocabulary out of the log-probability. A domain with rare words (PubMed,
+arXiv) has low log-probabilities for human and machine text alike, and learners' plain words
+high ones, so the raw log-probability ranks domains as much as writers; machine text is
+predicted by its context beyond what its words alone make likely. Leave-one-source-out on the
+3,148 cached development texts, zero-shot (no fitting), `lm_gain` ranks pooled AUROC 0.750
+against the log-probability's 0.728, 2023 chat 0.852 against 0.809 with TPR at 1 % FPR 42.5 %
+against 33.9 %, the mean AUROC within a source 0.830 against 0.770, and it is no longer
+inverted on OUTFOX's student essays (0.62 against 0.30); `lm_gain_prior` reads 0.753 pooled,
+0.738 on 2024 chat against 0.657. Its "no text" is the end-of-turn token alone: after it (or
+after <|im_start|>) the LM predicts " the", " and", "\n" first, like word frequencies; after
+<|endoftext|> it predicts markup and read 0.714.
 
 `features(..., also_n=(64,))` also returns the same features over the first 64 tokens from the
 same forward pass (keys suffixed `_64`): attention is causal, so position t's logits do not depend
@@ -112,8 +129,9 @@ def warmup(m) -> int:
     return min(WARMUP_TOKENS, m // 4)
 
 
-def token_features(logits, targets) -> dict[str, float]:
-    """The six features from float logits (T, V) predicting `targets` (T,); float64 throughout."""
+def token_features(logits, targets, prior=None) -> dict[str, float]:
+    """The features from float logits (T, V) predicting `targets` (T,); float64 throughout.
+    `prior`: the LM's log-probabilities with no text as context (V,), for `lm_gain_prior`."""
     z = np.array(logits, dtype=np.float64)            # a float64 copy, shifted in place
     t = np.asarray(targets, dtype=np.int64)
     rows = np.arange(len(t))
@@ -124,6 +142,7 @@ def token_features(logits, targets) -> dict[str, float]:
     z -= np.log(s)                                    # z is now log p
     lx = z[rows, t]
     rank = (z > lx[:, None]).sum(axis=1)              # 0 = top-1
+    pbar = p.mean(axis=0)                             # the document's vocabulary as the LM expects it
     p *= z                                            # p log p
     mu = p.sum(axis=1)                                # E[log p] = -entropy
     var = np.maximum(np.einsum("ij,ij->i", p, z) - mu * mu, 0.0)
@@ -135,6 +154,8 @@ def token_features(logits, targets) -> dict[str, float]:
         "lm_rank1": (rank < 1).mean(),
         "lm_rank10": (rank < 10).mean(),
         "lm_logprob_std": lx.std(),
+        "lm_gain": (lx - np.log(pbar[t])).mean(),
+        "lm_gain_prior": (lx - prior[t]).mean() if prior is not None else np.nan,
     }
 
 
@@ -179,6 +200,15 @@ class LMScorer:
                              verbose=False)
         self.add_bos = str(self.llm.metadata.get("tokenizer.ggml.add_bos_token", "false")) == "true"
         self.n_params = int(self.llm._model.n_params())
+        self.prior = self._context_free()
+
+    def _context_free(self):
+        """log p(token) after the end-of-turn token alone: what the LM expects with no text."""
+        self.llm.reset()
+        self.llm.eval([int(self.llm.token_eos())])
+        z = np.array(self.llm.scores[0], dtype=np.float64)
+        z -= z.max()
+        return z - np.log(np.exp(z).sum())
 
     def tokens(self, text) -> list[int]:
         """Token ids of the normalised text's first `n_tokens` tokens (BOS included if the model
@@ -225,7 +255,7 @@ class LMScorer:
                 if m < MIN_TOKENS:
                     continue
                 w = warmup(m)
-                feats = token_features(logits[w: m - 1], toks[w + 1: m])
+                feats = token_features(logits[w: m - 1], toks[w + 1: m], self.prior)
                 for f, v in feats.items():
                     out[f if n == self.n_tokens else f"{f}_{n}"][i] = v
         return {k: np.round(v, DECIMALS) for k, v in out.items()}

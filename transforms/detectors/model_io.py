@@ -30,7 +30,8 @@ DETECTOR_NAMES = list(DETECTOR_CLASSES)
 # this head turns them into det_lm. Optional in the ensemble: a document it did not score keeps
 # the fast stack's likelihood.
 LM_FAMILY = "lm"
-LM_FEATURES = ("lm_logprob", "lm_entropy", "lm_curvature", "lm_rank1", "lm_rank10", "lm_logprob_std")
+LM_FEATURES = ("lm_logprob", "lm_entropy", "lm_curvature", "lm_rank1", "lm_rank10", "lm_logprob_std", "lm_gain",
+               "lm_gain_prior")
 DEFAULT_MODEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "default_model")
 MIN_CHARS = 1  # texts with fewer non-space characters get the prior instead of detector scores
 
@@ -38,11 +39,15 @@ MIN_CHARS = 1  # texts with fewer non-space characters get the prior instead of 
 class DetectorModel:
     """Detectors and ensemble. Texts given to `score_detectors` are raw: they are normalised here."""
 
-    def __init__(self, detectors: dict, ensemble: Ensemble, meta: dict, lm_head: LinearHead | None = None):
+    def __init__(self, detectors: dict, ensemble: Ensemble, meta: dict, lm_head: LinearHead | None = None,
+                 lm_features=LM_FEATURES):
         self.detectors = detectors
         self.ensemble = ensemble
         self.meta = dict(meta)
         self.lm_head = lm_head
+        # the statistics the head was fitted on, in its order: a model from before a statistic
+        # was added keeps reading the ones it knows
+        self.lm_features = tuple(lm_features)
 
     @property
     def has_lm(self) -> bool:
@@ -50,7 +55,7 @@ class DetectorModel:
 
     def score_lm(self, features: dict) -> np.ndarray:
         """LM statistics {lm_*: array} → det_lm in [0, 1]; NaN where the LM did not score."""
-        X = np.column_stack([np.asarray(features[k], dtype=np.float64) for k in LM_FEATURES])
+        X = np.column_stack([np.asarray(features[k], dtype=np.float64) for k in self.lm_features])
         out = np.full(len(X), np.nan)
         ok = np.all(np.isfinite(X), axis=1)
         if self.lm_head is not None and ok.any():
@@ -108,7 +113,7 @@ def model_state(model: DetectorModel):
         arrays.update({f"{name}.{k}": np.asarray(v) for k, v in a.items()})
     if model.lm_head is not None:
         arrays.update({k: np.asarray(v) for k, v in model.lm_head.get_state(f"{LM_FAMILY}.").items()})
-        params[LM_FAMILY] = {"features": list(LM_FEATURES),
+        params[LM_FAMILY] = {"features": list(model.lm_features),
                              "head": "standardise; the statistics' equal-weight sum in their zero-shot "
                                      "directions, its scale and offset by logistic regression"}
     ep, ea = model.ensemble.get_state()
@@ -155,7 +160,8 @@ def load_model(directory: str) -> DetectorModel:
     meta = {k: doc[k] for k in ("detector_version", "training_data_sha256", "seed", "prior", "trained_on",
                                 "lm") if k in doc}
     lm_head = LinearHead.from_state(arrays, f"{LM_FAMILY}.") if f"{LM_FAMILY}.coef" in arrays else None
-    return DetectorModel(detectors, ensemble, meta, lm_head)
+    lm_features = doc["detectors"].get(LM_FAMILY, {}).get("features", LM_FEATURES)
+    return DetectorModel(detectors, ensemble, meta, lm_head, lm_features)
 
 
 _DEFAULT = None
