@@ -25,9 +25,8 @@ The three essay-scaffolding categories (conclusion, connective, scaffold) count 
 their first weights (1.0, 0.7, 0.5) since model 1.7.0. They are how essay writing is taught: of
 the development data's human argumentative essays by language learners (essayforum), 48 % use a
 conclusion phrase ("In conclusion,", "Overall,") and 54 % a connective, against 2 % of all human
-texts for each, so at full
-weight this family put learners' essays among the most machine-like human texts, the people a
-filter must not remove first. Retrained and measured leave-one-source-out (EVALUATION.md), the
+texts for each, so at full weight this family put learners' essays among the most machine-like
+human texts, the people a filter must not remove first. Retrained and measured leave-one-source-out (EVALUATION.md), the
 quarter weights lowered those essays at likelihood >= 0.5 from 34 % to 21 % (fast stack) and
 from 26 % to 19 % with the LM; the fast stack's pooled AUROC / TPR at 1 % FPR went 0.590 / 11.7 %
 -> 0.592 / 13.0 %, its 2023 chat AUROC 0.843 -> 0.836. At weight 0, a replay on the other
