@@ -96,7 +96,7 @@ def test_statistics_leave_out_the_warm_up_positions(scorer, human_texts):
     got = scorer.features([human_texts[0]])
     want = token_features(logits[w:], toks[w + 1:], scorer.prior)
     assert all(got[k][0] == round(want[k], 4) for k in FEATURES), (got, want)
-    assert got["lm_logprob"][0] != round(token_features(logits, toks[1:])["lm_logprob"], 4)
+    assert got["lm_logprob"][0] != round(token_features(logits, toks[1:], scorer.prior)["lm_logprob"], 4)
 
 
 def test_deterministic_across_scorers_and_threads(scorer, human_texts):

@@ -129,9 +129,10 @@ def warmup(m) -> int:
     return min(WARMUP_TOKENS, m // 4)
 
 
-def token_features(logits, targets, prior=None) -> dict[str, float]:
+def token_features(logits, targets, prior) -> dict[str, float]:
     """The features from float logits (T, V) predicting `targets` (T,); float64 throughout.
-    `prior`: the LM's log-probabilities with no text as context (V,), for `lm_gain_prior`."""
+    `prior`: the LM's log-probabilities with no text as context (V,), for `lm_gain_prior`
+    (required: without it every document would lose its LM score, not just one statistic)."""
     z = np.array(logits, dtype=np.float64)            # a float64 copy, shifted in place
     t = np.asarray(targets, dtype=np.int64)
     rows = np.arange(len(t))
@@ -155,7 +156,7 @@ def token_features(logits, targets, prior=None) -> dict[str, float]:
         "lm_rank10": (rank < 10).mean(),
         "lm_logprob_std": lx.std(),
         "lm_gain": (lx - np.log(pbar[t])).mean(),
-        "lm_gain_prior": (lx - prior[t]).mean() if prior is not None else np.nan,
+        "lm_gain_prior": (lx - np.asarray(prior)[t]).mean(),
     }
 
 
